@@ -71,6 +71,7 @@ GEN_CHANGES = {
     "seed": 1,
     "sample_index": 1,
     "special": True,
+    "until_ids": (32000,),
 }
 
 

@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir", type=Path, metavar="DIR", help="where relative data paths resolve (default: $ASSAY_DATA_DIR, else ./data)")
     r.add_argument("--batch-size", "-b", type=int, default=16, metavar="N", help="requests per backend call (default 16); scores do not depend on it")
     r.add_argument("--prompt", action="append", metavar="ID", help="use these prompt template ids (e.g. lmeval) in the tasks that have them; other tasks keep all their prompts")
-    r.add_argument("--chat-format", choices=["none", "model"], help="override the chat-format policy for every task")
+    r.add_argument("--chat-format", metavar="NAME", help="override the chat-format policy for every task: none (plain text), model (its own template) or a named format (assay ls formats)")
     r.add_argument("--system-prompt", metavar="TEXT", help="system message for chat-formatted prompts")
     r.add_argument("--quiet", "-q", action="store_true", help="print only the leaderboard")
 
@@ -53,8 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--readme", type=Path, metavar="PATH", help="merge into this model card's YAML front matter, leaving everything else as it is")
     e.add_argument("--output", "-o", type=Path, metavar="FILE", help="write the YAML here instead of stdout")
 
-    ls = sub.add_parser("ls", help="list built-in tasks or models")
-    ls.add_argument("what", choices=["tasks", "models"])
+    ls = sub.add_parser("ls", help="list built-in tasks, models or chat formats")
+    ls.add_argument("what", choices=["tasks", "models", "formats"])
 
     v = sub.add_parser("validate", help="load a task file, render every prompt on its data, check metrics")
     v.add_argument("task_file", nargs="+", metavar="TASK")
@@ -88,6 +88,10 @@ def _cmd_run(a: argparse.Namespace) -> int:
     )
     if cfg.limit is not None and cfg.limit < 1:
         raise AssayError("--limit must be at least 1")
+    if cfg.chat_format is not None:
+        from assay.prompts.formats import check_format_name
+
+        check_format_name(cfg.chat_format)
     run(cfg, UI(quiet=a.quiet))
     return 0
 
@@ -146,6 +150,20 @@ def _cmd_ls(a: argparse.Namespace) -> int:
             t.add_row(name, groups, idx.descriptions.get(name, ""))
         console.print(t)
         console.print("groups: " + ", ".join(f"{g} ({len(m)})" for g, m in idx.groups.items()))
+    elif a.what == "formats":
+        from assay.prompts.formats import FORMATS
+
+        t = Table(title="chat formats (--chat-format NAME, or chat: NAME in a task)")
+        t.add_column("format", no_wrap=True)
+        t.add_column("v")
+        t.add_column("hash", no_wrap=True)
+        t.add_column("stops at")
+        t.add_column("layout")
+        t.add_row("none", "", "-", "", "plain text")
+        t.add_row("model", "", "per model", "its end-of-turn markers, EOS", "the model's own chat template (tokenizer or GGUF)")
+        for f in FORMATS.values():
+            t.add_row(f.name, str(f.version), f.hash, " ".join(repr(x)[1:-1] for x in f.stop), f"{f.description} ({f.source})")
+        console.print(t)
     else:
         import importlib.util
 

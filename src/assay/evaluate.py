@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from assay.backends.base import Origin
 from assay.backends.registry import ModelSpec, load_backend, parse_model
 from assay.data.sources import Documents, data_dir, load_documents
 from assay.errors import BackendError, ConfigError, TaskError, UnknownNameError
@@ -122,7 +123,10 @@ def _requests(spec: TaskSpec, context: str, inst: Instance, special: bool, stops
     g = spec.generation
     until = tuple(dict.fromkeys(list(g.until) + list(stops)))
     return [
-        GenerateRequest(context, until, g.max_tokens, g.temperature, g.top_p, g.top_k, g.repetition_penalty, g.seed, i if g.temperature > 0 else 0, special)
+        GenerateRequest(
+            context, until, g.max_tokens, g.temperature, g.top_p, g.top_k, g.repetition_penalty, g.seed,
+            sample_index=i if g.temperature > 0 else 0, special=special, until_ids=tuple(g.stop_token_ids),
+        )
         for i in range(g.n)
     ]
 
@@ -145,6 +149,21 @@ def _task_info(plan: TaskPlan, formats: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _bind_origins(backend: Any, spec: TaskSpec, inst: Instance, used: set[str], keys: list[str]) -> bool:
+    """For a backend that serves stored answers (``replay``): tell it which item each request
+    answers; False when the item has no answer and is left out. Other backends: True."""
+    answers = getattr(backend, "answers", None)
+    if answers is None:
+        return True
+    first = next(p.id for p in spec.prompts if p.id in used)
+    origins = [Origin(spec.task, inst.prompt_id, inst.doc_id, i, inst.prompt_id == first) for i in range(len(keys))]
+    if not all(answers(o) for o in origins):
+        return False
+    for k, o in zip(keys, origins):
+        backend.bind(k, o)
+    return True
+
+
 def _register_model(store: RunStore, label: str, backend: Any, plans: list[TaskPlan], cfg: RunConfig, ui: UI) -> dict[str, Request]:
     tpl: ChatTemplate | None = backend.chat_template()
     for plan in plans:
@@ -160,7 +179,8 @@ def _register_model(store: RunStore, label: str, backend: Any, plans: list[TaskP
             choice_of[p.id] = choice
             formats[p.id] = {"name": choice.name, "template_hash": choice.template_hash, "reason": choice.reason}
         used = {p.id for p in spec.prompts} & {i.prompt_id for i in plan.instances}
-        ui.note(f"  {spec.task}: " + "; ".join(f"{pid} → {formats[pid]['name']} ({formats[pid]['reason']})" for pid in sorted(used)))
+        shown = {pid: f"{f['name']}" + (f" {f['template_hash']}" if f["template_hash"] != "-" else "") for pid, f in formats.items()}
+        ui.note(f"  {spec.task}: " + "; ".join(f"{pid} → {shown[pid]} ({formats[pid]['reason']})" for pid in sorted(used)))
         rows = []
         for inst in plan.instances:
             choice = choice_of[inst.prompt_id]
@@ -172,11 +192,15 @@ def _register_model(store: RunStore, label: str, backend: Any, plans: list[TaskP
                 context: Any = contexts
             else:
                 context = fmt(inst.query)
-                reqs = _requests(spec, context, inst, chat, tpl.stop_strings() if chat and tpl else ())
+                reqs = _requests(spec, context, inst, chat, choice.stop)
             keys = [request_key(r) for r in reqs]
+            if not _bind_origins(backend, spec, inst, used, keys):
+                continue
             all_requests.update(zip(keys, reqs))
             data = {"prompt": context, "query": inst.query, "shots": inst.shots, "choices": inst.choices, "target": inst.target, "doc": inst.doc, "chat_format": choice.name}
             rows.append((inst.prompt_id, inst.doc_id, json.loads(canonical_json(data)), keys))
+        if hasattr(backend, "answers") and len(rows) < len(plan.instances):
+            ui.note(f"  {spec.task}: {len(rows)} of {len(plan.instances)} items have an answer; the others are left out")
         store.put_task(label, spec.task, spec.model_dump(mode="json"), _task_info(plan, formats), rows)
     return all_requests
 

@@ -41,10 +41,12 @@ class RollingRequest:
 
 @dataclass(frozen=True)
 class GenerateRequest:
-    """Text generated after ``context`` until a stop string or ``max_tokens``.
+    """Text generated after ``context`` until a stop string, a stop token or ``max_tokens``.
 
-    The returned text never includes the stop string. ``temperature == 0`` means greedy;
-    sampled requests carry ``seed`` and ``sample_index`` so n samples are n distinct requests.
+    The returned text never includes the stop string or stop token. ``until_ids`` are token ids
+    that end the reply (in addition to the model's own end-of-generation tokens).
+    ``temperature == 0`` means greedy; sampled requests carry ``seed`` and ``sample_index``
+    so n samples are n distinct requests, each reproducible on its own.
     """
 
     context: str
@@ -57,7 +59,14 @@ class GenerateRequest:
     seed: int = 0
     sample_index: int = 0
     special: bool = False
+    until_ids: tuple[int, ...] = ()
     kind: str = field(default="generate", init=False)
+
+    @property
+    def sampling_seed(self) -> int:
+        """The RNG seed of this sample, distinct for every (seed, sample_index) pair; below
+        2**32 - 1, which llama.cpp reads as "pick a random seed"."""
+        return (self.seed * 1_000_003 + self.sample_index) % 0xFFFFFFFF
 
 
 Request = Union[LoglikelihoodRequest, RollingRequest, GenerateRequest]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assay.errors import TaskError
+from assay.errors import TaskError, UnknownNameError
 from assay.prompts.chat import END_MARKERS, ChatTemplate, FormatChoice, apply_format, choose_format, render_chat
 
 CHATML = (
@@ -129,8 +129,24 @@ def test_choose_format_override_model_without_template():
 
 
 def test_choose_format_unknown_override():
-    with pytest.raises(TaskError, match="unknown chat format 'chatml'"):
-        choose_format("auto", "generate", TPL, "chatml")
+    with pytest.raises(UnknownNameError, match="unknown chat format 'chatlm'. Did you mean: chatml"):
+        choose_format("auto", "generate", TPL, "chatlm")
+
+
+def test_choose_format_named_override_beats_the_model_template():
+    choice = choose_format("auto", "generate", TPL, "alpaca")
+    assert choice.name == "alpaca" and choice.template_hash != TPL.hash
+    out = apply_format(choice, TPL, "Q", (), "\n\n", " ")
+    assert out.endswith("### Instruction:\nQ\n\n### Response:\n") and "<|im_start|>" not in out
+
+
+def test_choose_format_model_carries_template_and_stops():
+    choice = choose_format("auto", "generate", TPL, None)
+    assert choice.template is TPL and choice.stop == TPL.stop_strings() == ("<|im_end|>", "<|endoftext|>")
+    assert choose_format("auto", "multiple_choice", TPL, None).stop == ()
+    # "model" and "none" are also accepted as task policies
+    assert choose_format("model", "multiple_choice", TPL, None).name == "model"
+    assert choose_format("none", "generate", TPL, None).name == "none"
 
 
 # --------------------------------------------------------------------------- template properties

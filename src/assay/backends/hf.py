@@ -67,6 +67,20 @@ def _save_dequantised(model: object, tok: object, target: Path) -> None:
             model.config.quantization_config = qconfig  # type: ignore[attr-defined]
 
 
+class _StopStrings(transformers.StoppingCriteria):
+    """Ends a row once its decoded new text contains a stop string.
+
+    transformers' own ``stop_strings`` precomputes over the vocabulary and fails on some
+    tokenizers; decoding the (short) new text each step works with any tokenizer."""
+
+    def __init__(self, tok: object, until: tuple[str, ...], start: int):
+        self.tok, self.until, self.start = tok, [s for s in until if s], start
+
+    def __call__(self, input_ids: torch.LongTensor, scores: object, **kwargs: object) -> torch.BoolTensor:
+        texts = self.tok.batch_decode(input_ids[:, self.start:], skip_special_tokens=False)  # type: ignore[attr-defined]
+        return torch.tensor([any(s in t for s in self.until) for t in texts], dtype=torch.bool, device=input_ids.device)
+
+
 class HFBackend(TokenScoring):
     """``hf:MODEL[,dtype=float32,max_length=N,revision=R,n_threads=N,batch_tokens=N]``"""
 
@@ -184,13 +198,25 @@ class HFBackend(TokenScoring):
         return out  # type: ignore[return-value]
 
     # -- generation ---------------------------------------------------------------------------
+    def _stop_ids(self, r: GenerateRequest) -> list[int]:
+        """Token ids that end this request: the model's end-of-generation tokens, the request's
+        ``until_ids``, and stop strings that are one added (special) token of this tokenizer,
+        so that ``<|end_of_turn|>`` stops even where decoding would hide it."""
+        eos = self.model.generation_config.eos_token_id
+        ids = list(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        added = self.tok.get_added_vocab()
+        ids += [added[s] for s in r.until if s in added]
+        ids += list(r.until_ids)
+        return list(dict.fromkeys(ids))
+
     @torch.inference_mode()
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
         results: list[GenerateResult | None] = [None] * len(requests)
-        # one call per distinct decoding setting; sampled requests one at a time (own seed)
+        # one call per distinct decoding setting (stops included); sampled requests one at a
+        # time, each with its own seed, so a sample never depends on what else is in the batch
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
-            key = (r.max_tokens, r.temperature, r.top_p, r.top_k, r.repetition_penalty, r.until, i if r.temperature > 0 else -1)
+            key = (r.max_tokens, r.temperature, r.top_p, r.top_k, r.repetition_penalty, r.until, r.until_ids, i if r.temperature > 0 else -1)
             groups.setdefault(key, []).append(i)
         for idxs in groups.values():
             for i, res in zip(idxs, self._generate_group([requests[i] for i in idxs])):
@@ -199,39 +225,48 @@ class HFBackend(TokenScoring):
 
     def _generate_group(self, reqs: list[GenerateRequest]) -> list[GenerateResult]:
         r0 = reqs[0]
+        room = self.max_length - r0.max_tokens
+        if room <= 0:
+            raise BackendError(f"max_tokens={r0.max_tokens} does not fit the context window of {self.max_length}")
         seqs = []
         for r in reqs:
             toks = self._encode(r.context, r.special)
-            toks = (self._prefix(toks) + toks)[-(self.max_length - r.max_tokens):]
-            seqs.append(toks)
+            seqs.append((self._prefix(toks) + toks)[-room:])
         width = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), width), self.pad, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for j, s in enumerate(seqs):
             ids[j, width - len(s):] = torch.tensor(s)
             mask[j, width - len(s):] = 1
-        kwargs: dict = dict(max_new_tokens=r0.max_tokens, pad_token_id=self.pad, repetition_penalty=r0.repetition_penalty)
+        stop_ids = self._stop_ids(r0)
+        kwargs: dict = dict(
+            max_new_tokens=r0.max_tokens, min_new_tokens=0, pad_token_id=self.pad, eos_token_id=stop_ids or None,
+            repetition_penalty=r0.repetition_penalty,
+        )
         if r0.temperature > 0:
-            torch.manual_seed(r0.seed + r0.sample_index)
-            kwargs.update(do_sample=True, temperature=r0.temperature, top_p=r0.top_p, top_k=r0.top_k or None)
+            torch.manual_seed(r0.sampling_seed)
+            # every sampling setting explicit: the model's generation_config never adds its own
+            kwargs.update(do_sample=True, temperature=r0.temperature, top_p=r0.top_p, top_k=r0.top_k, min_p=None, typical_p=1.0)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if r0.until:
-            kwargs.update(stop_strings=list(r0.until), tokenizer=self.tok)
+            kwargs["stopping_criteria"] = transformers.StoppingCriteriaList([_StopStrings(self.tok, r0.until, width)])
         try:
             out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
         except (RuntimeError, ValueError) as exc:
             raise BackendError(f"transformers generation failed: {exc}") from exc
         results = []
-        eos_ids = self.model.generation_config.eos_token_id
-        eos_set = set(eos_ids if isinstance(eos_ids, list) else [eos_ids] if eos_ids is not None else [])
+        stop_set = set(stop_ids)
         for j, r in enumerate(reqs):
             new = out[j, width:].tolist()
             n = len(new)
             for k, t in enumerate(new):
-                if t in eos_set or (t == self.pad and self.pad in eos_set):
+                if t in stop_set:  # also the padding of a row that ended early (pad is often EOS)
                     n = k
                     break
+            else:  # in a batch, a row that ended on a stop string is padded while others go on
+                while len(reqs) > 1 and n and new[n - 1] == self.pad:
+                    n -= 1
             text = self.tok.decode(new[:n], skip_special_tokens=False)
             text, stopped = trim_at_stop(text, r.until)
             finish = "stop" if stopped or n < len(new) else "length"

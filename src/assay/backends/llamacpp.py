@@ -1,8 +1,9 @@
 """GGUF models through llama-cpp-python.
 
 Scoring packs several sequences into one ``llama_decode`` call (one KV cell range per
-sequence, logits requested only where a continuation token is predicted); generation goes
-through llama-cpp-python's own completion loop, which honours end-of-generation tokens.
+sequence, logits requested only where a continuation token is predicted); generation runs
+llama-cpp-python's sampler one request at a time and stops at end-of-generation tokens, the
+request's stop token ids, stop strings and ``max_tokens``.
 """
 
 from __future__ import annotations
@@ -177,32 +178,56 @@ class LlamaCppBackend(TokenScoring):
         return results
 
     # -- generation ---------------------------------------------------------------------------
+    def _special_token(self, text: str) -> int | None:
+        """The id of ``text`` when it is one special (control) token of this vocabulary."""
+        if not text:
+            return None
+        ids = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        if len(ids) == 1 and len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)) > 1:
+            return ids[0]
+        return None
+
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
-        out = []
-        for r in requests:
-            tokens = self._encode(r.context, r.special)
-            tokens = self._prefix(tokens) + tokens
-            room = self.llm.n_ctx() - r.max_tokens
-            if room <= 0:
-                raise BackendError(f"max_tokens={r.max_tokens} does not fit the context window of {self.llm.n_ctx()}")
-            tokens = tokens[-room:]
-            try:
-                res = self.llm.create_completion(
-                    prompt=tokens,
-                    max_tokens=r.max_tokens,
-                    temperature=r.temperature,
-                    top_p=r.top_p,
-                    top_k=r.top_k,
-                    repeat_penalty=r.repetition_penalty,
-                    stop=list(r.until) or None,
-                    seed=r.seed + r.sample_index if r.temperature > 0 else None,
-                )
-            except (RuntimeError, ValueError) as exc:
-                raise BackendError(f"llama.cpp generation failed: {exc}") from exc
-            choice = res["choices"][0]
-            text, _ = trim_at_stop(choice["text"], r.until)
-            out.append(GenerateResult(text, int(res["usage"]["completion_tokens"]), choice.get("finish_reason") or "stop"))
-        return out
+        """One request at a time, each from an empty KV cache: llama-cpp-python would otherwise
+        reuse the previous request's prefix, and the shorter decode rounds differently, so a
+        result would depend on the order of requests."""
+        return [self._generate_one(r) for r in requests]
+
+    def _generate_one(self, r: GenerateRequest) -> GenerateResult:
+        prompt = self._encode(r.context, r.special)
+        prompt = self._prefix(prompt) + prompt
+        room = self.llm.n_ctx() - r.max_tokens
+        if room <= 0:
+            raise BackendError(f"max_tokens={r.max_tokens} does not fit the context window of {self.llm.n_ctx()}")
+        prompt = prompt[-room:]
+        vocab = self.llm._model.vocab
+        stop_ids = set(r.until_ids) | {t for t in map(self._special_token, r.until) if t is not None}
+        out: list[int] = []
+        finish = "length"
+        self.llm.reset()
+        self.llm.set_seed(r.sampling_seed if r.temperature > 0 else 0)
+        try:
+            for tok in self.llm.generate(
+                prompt, top_k=r.top_k, top_p=r.top_p, min_p=0.0, typical_p=1.0, temp=r.temperature,
+                repeat_penalty=r.repetition_penalty, reset=True,
+            ):
+                if tok in stop_ids or llama_cpp.llama_vocab_is_eog(vocab, tok):
+                    finish = "stop"
+                    break
+                out.append(tok)
+                if r.until and trim_at_stop(self._detok(out, prompt), r.until)[1]:
+                    finish = "stop"
+                    break
+                if len(out) >= r.max_tokens:
+                    break
+        except (RuntimeError, ValueError) as exc:
+            raise BackendError(f"llama.cpp generation failed: {exc}") from exc
+        text, _ = trim_at_stop(self._detok(out, prompt), r.until)
+        return GenerateResult(text, len(out), finish)
+
+    def _detok(self, tokens: list[int], prompt: list[int]) -> str:
+        # special tokens are kept as text, as the hf backend decodes them
+        return self.llm.detokenize(tokens, prev_tokens=prompt, special=True).decode("utf-8", errors="ignore")
 
     def chat_template(self) -> ChatTemplate | None:
         src = self.llm.metadata.get("tokenizer.chat_template")

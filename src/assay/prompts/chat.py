@@ -1,13 +1,15 @@
 """Chat formats: how an instance's text becomes the string a model reads.
 
-Two formats exist so far: ``none`` (plain text, as base-model harnesses send it) and
-``model`` (the model's own chat template from its tokenizer or GGUF metadata, rendered in a
-sandboxed Jinja2 environment exactly as transformers renders it). Every result records the
-format's name and the hash of its template source.
+Formats: ``none`` (plain text, as base-model harnesses send it), ``model`` (the model's own
+chat template from its tokenizer or GGUF metadata, rendered in a sandboxed Jinja2 environment
+exactly as transformers renders it) and the named formats of ``formats.py`` (chatml, alpaca,
+openchat-llama2-v1, …), which are chat templates too and render the same way. Every result
+records the format's name and the hash of the template source actually rendered.
 
-Policy, per task prompt (``chat: auto|never|always``): ``auto`` formats generation tasks with
-the model's template when it has one, and leaves multiple-choice and rolling tasks plain,
-which is what the established harnesses do by default, so numbers stay comparable.
+Policy, per task prompt (``chat: auto|never|always`` or a format name): ``auto`` formats
+generation tasks with the model's template when it has one, and leaves multiple-choice and
+rolling tasks plain, which is what the established harnesses do by default, so numbers stay
+comparable. ``--chat-format`` overrides the policy for every task.
 """
 
 from __future__ import annotations
@@ -46,9 +48,11 @@ class ChatTemplate:
 
 @dataclass(frozen=True)
 class FormatChoice:
-    name: str  # "none" | "model"
-    template_hash: str
+    name: str  # "none" | "model" | a named format
+    template_hash: str  # hash of the template source rendered ("-" for plain text)
     reason: str
+    template: ChatTemplate | None = None  # what is rendered (None: the model's, passed to apply_format)
+    stop: tuple[str, ...] = ()  # strings that end a generated reply in this format
 
 
 def _raise(msg: str) -> None:
@@ -73,25 +77,43 @@ def render_chat(tpl: ChatTemplate, messages: list[dict[str, Any]], add_generatio
             eos_token=tpl.eos_token,
         )
     except jinja2.TemplateError as exc:
-        raise TaskError(f"the model's chat template failed: {exc}") from None
+        raise TaskError(f"the chat template failed: {exc}") from None
+
+
+def _model(tpl: ChatTemplate, reason: str) -> FormatChoice:
+    return FormatChoice("model", tpl.hash, reason, tpl, tpl.stop_strings())
+
+
+def _named(name: str, reason: str) -> FormatChoice:
+    from assay.prompts.formats import get_format  # formats.py builds on this module
+
+    fmt = get_format(name)
+    return FormatChoice(fmt.name, fmt.hash, reason, fmt.chat_template, fmt.stop)
 
 
 def choose_format(policy: str, output_type: str, tpl: ChatTemplate | None, override: str | None) -> FormatChoice:
-    """Which format a (model, task prompt) pair uses, and why (printed at the start of a run)."""
+    """Which format a (model, task prompt) pair uses, and why (printed at the start of a run).
+
+    ``policy`` is the prompt's ``chat:`` (auto, never, always, none, model or a format name);
+    ``override`` is ``--chat-format`` (none, model or a format name)."""
     if override:
-        if override == "model" and tpl is None:
-            raise TaskError("--chat-format model: this model has no chat template")
-        if override not in ("none", "model"):
-            raise TaskError(f"unknown chat format '{override}' (known: none, model)")
-        return FormatChoice(override, tpl.hash if override == "model" and tpl else "-", "--chat-format")
-    if policy == "never":
+        if override == "none":
+            return FormatChoice("none", "-", "--chat-format")
+        if override == "model":
+            if tpl is None:
+                raise TaskError("--chat-format model: this model has no chat template")
+            return _model(tpl, "--chat-format")
+        return _named(override, "--chat-format")
+    if policy in ("never", "none"):
         return FormatChoice("none", "-", "the task asks for plain text")
-    if policy == "always":
+    if policy in ("always", "model"):
         if tpl is None:
             raise TaskError("the task needs a chat template and the model has none")
-        return FormatChoice("model", tpl.hash, "the task asks for the chat template")
+        return _model(tpl, "the task asks for the chat template")
+    if policy != "auto":
+        return _named(policy, f"the task asks for format {policy}")
     if output_type == "generate" and tpl is not None:
-        return FormatChoice("model", tpl.hash, "generation task, model has a chat template")
+        return _model(tpl, "generation task, model has a chat template")
     if tpl is None:
         return FormatChoice("none", "-", "model has no chat template")
     return FormatChoice("none", "-", f"{output_type} task: plain text, as reference harnesses score it")
@@ -114,6 +136,7 @@ def apply_format(
     if choice.name == "none":
         parts = [f"{q}{delimiter}{a}" for q, a in shots] + [query]
         return preamble + separator.join(parts)
+    tpl = choice.template or tpl
     assert tpl is not None
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
     turns = [(q, a) for q, a in shots] + [(query, None)]

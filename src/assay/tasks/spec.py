@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer, model_validator
 
 SPEC_VERSION = 1
 
@@ -20,8 +20,42 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _sha256_hex(v: Any) -> Any:
+    if v is not None and not isinstance(v, str):
+        raise ValueError("write the sha256 in quotes: YAML read this one as a number")
+    if v is not None and (len(v) != 64 or any(c not in "0123456789abcdef" for c in v.lower())):
+        raise ValueError("a sha256 is 64 hexadecimal characters")
+    return v.lower() if v else v
+
+
+class ConllOptions(_Strict):
+    """For ``format: conll``: one token per line with its IOB tag, blank lines between sentences."""
+
+    tag_column: int = Field(-1, description="the column holding the tag, 0-based; -1 is the last")
+    token_prefix: str | None = Field(None, description="a prefix every token carries, removed (WikiANN's 'en:')")
+    # entity type as tagged -> type the rows carry; when given, every tagged type must be listed
+    types: dict[str, str] = Field(default_factory=dict)
+    detokenize: bool = Field(True, description="no space before closing punctuation/after opening; else one space between tokens")
+
+
+class ParallelFile(_Strict):
+    """For ``format: lines``: another file with one value per line of the main file."""
+
+    path: str
+    sha256: str | None = None
+    column: str
+
+    _hex = field_validator("sha256", mode="before")(lambda v: _sha256_hex(v))
+
+
 class LocalSource(_Strict):
-    """A local data file, resolved against the data directory when relative."""
+    """A local data file, resolved against the data directory when relative.
+
+    Formats: jsonl, json, csv, tsv, parquet; ``squad`` (SQuAD-style nested JSON, one row per
+    question); ``conll`` (token-per-line NER files, one row per sentence); ``lines`` (one row per
+    line, with ``parallel`` files adding columns). A ``.gz`` or single-member ``.zip`` is read
+    through; the sha256 pin is of the file on disk.
+    """
 
     path: str
     sha256: str | None = None
@@ -29,14 +63,26 @@ class LocalSource(_Strict):
     @field_validator("sha256", mode="before")
     @classmethod
     def _hex(cls, v: Any) -> Any:
-        if v is not None and not isinstance(v, str):
-            raise ValueError("write the sha256 in quotes: YAML read this one as a number")
-        if v is not None and (len(v) != 64 or any(c not in "0123456789abcdef" for c in v.lower())):
-            raise ValueError("a sha256 is 64 hexadecimal characters")
-        return v.lower() if v else v
-    format: Literal["jsonl", "json", "csv", "tsv", "parquet"] | None = None
+        return _sha256_hex(v)
+    format: Literal["jsonl", "json", "csv", "tsv", "parquet", "squad", "conll", "lines"] | None = None
     json_field: str | None = Field(None, description="for .json files: the key holding the list of rows")
-    columns: list[str] | None = Field(None, description="for csv/tsv files without a header row: the column names")
+    columns: list[str] | None = Field(None, description="for csv/tsv files without a header row: the column names; for lines: the one column name")
+    conll: ConllOptions | None = None
+    parallel: list[ParallelFile] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _format_options(self) -> LocalSource:
+        if self.conll is not None and self.format != "conll":
+            raise ValueError("'conll' options need format: conll")
+        if self.parallel and self.format != "lines":
+            raise ValueError("'parallel' files need format: lines")
+        if self.format == "lines" and self.columns is not None and len(self.columns) != 1:
+            raise ValueError("format lines takes one column name in 'columns'")
+        if self.format in ("squad", "conll", "lines") and self.json_field is not None:
+            raise ValueError(f"json_field does not apply to format {self.format}")
+        if self.format in ("squad", "conll") and self.columns is not None:
+            raise ValueError(f"columns does not apply to format {self.format}")
+        return self
 
 
 class HubSource(_Strict):
@@ -71,11 +117,19 @@ class PromptSpec(_Strict):
     choices: str | list[str] | None = None  # expression, or a list of templates (one per choice)
     target: str | None = None  # expression; overrides the task's target
     preamble: str | None = None  # template shown once before the few-shot examples (e.g. MMLU's subject line)
+    # template of a few-shot example's answer (default: its target), e.g. a worked solution
+    # or a written rationale ending in the answer (GSM8K, BBH chain of thought)
+    shot_answer: str | None = None
     language: str | None = None  # language the prompt is written in
     translation: Literal["original", "human", "machine", "machine-checked"] | None = None
-    chat: Literal["auto", "never", "always"] | None = None
+    chat: str | None = None  # auto | never | always | a chat format name (overrides the task's)
     choice_mode: Literal["continuation", "context"] | None = None  # overrides the task's
     description: str = ""
+
+    @field_validator("chat")
+    @classmethod
+    def _chat_ok(cls, v: Any) -> Any:
+        return _chat_policy(v)
 
     @field_validator("id")
     @classmethod
@@ -104,6 +158,19 @@ class GenerationSpec(_Strict):
     repetition_penalty: float = Field(1.0, gt=0.0)
     n: int = Field(1, ge=1, description="samples per prompt (for pass@k)")
     seed: int = 1234
+    stop_token_ids: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list, description="token ids that end a reply (model-specific)")
+
+
+def _chat_policy(v: Any) -> Any:
+    from assay.errors import UnknownNameError
+    from assay.prompts.formats import check_policy
+
+    if isinstance(v, str):
+        try:
+            check_policy(v)
+        except UnknownNameError as exc:
+            raise ValueError(str(exc)) from None
+    return v
 
 
 class MetricSpec(_Strict):
@@ -111,11 +178,82 @@ class MetricSpec(_Strict):
     args: dict[str, Any] = Field(default_factory=dict)
 
 
-class ExtractSpec(_Strict):
-    """How a free-form answer becomes the thing a metric compares."""
+ExtractName = Literal[
+    "none", "strip", "first_line", "regex", "label", "entities", "code", "span", "number", "letter", "majority"
+]
+# what a step gives when it is not text (text steps feed text steps; see ``check_pipeline``)
+EXTRACT_GIVES: dict[str, str] = {"label": "a label", "entities": "a list of entities", "code": "code"}
 
-    name: Literal["none", "strip", "first_line", "regex", "label", "entities", "code", "span"]
+
+class ExtractStep(_Strict):
+    """One extraction step: a name and its arguments (checked by ``scoring.extract.check_extract``)."""
+
+    name: ExtractName
     args: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExtractSpec(_Strict):
+    """How a free-form answer becomes the thing a metric compares: a pipeline of steps.
+
+    YAML may give a name (``extract: number``), one step (``{name: regex, args: {...}}``) or a
+    list of steps applied in order, each to the previous one's output (``[{name: regex, args:
+    ...}, number, majority]``). ``majority`` (last step only) votes across the samples of an item.
+    A one-step pipeline dumps as that step, so its hash is what it was before pipelines existed.
+    """
+
+    steps: tuple[ExtractStep, ...] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_steps(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return {"steps": [{"name": v}]}
+        if isinstance(v, (list, tuple)):
+            return {"steps": [{"name": s} if isinstance(s, str) else s for s in v]}
+        if isinstance(v, dict) and "steps" not in v:
+            return {"steps": [v]}
+        return v
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> Any:
+        out = handler(self)
+        return out["steps"][0] if len(self.steps) == 1 else out
+
+    @property
+    def output_step(self) -> ExtractStep:
+        """The step whose output a metric compares (the last one that is not ``majority``)."""
+        return next((s for s in reversed(self.steps) if s.name != "majority"), self.steps[-1])
+
+    @property
+    def name(self) -> str:
+        return self.output_step.name
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return self.output_step.args
+
+    @property
+    def majority(self) -> bool:
+        return self.steps[-1].name == "majority"
+
+    def step(self, name: str) -> ExtractStep | None:
+        return next((s for s in self.steps if s.name == name), None)
+
+
+def check_pipeline(spec: ExtractSpec, task: str) -> None:
+    """Raise ValueError when a step cannot read what the step before it gives."""
+    names = [s.name for s in spec.steps]
+    for i, name in enumerate(names):
+        if name == "majority" and i != len(names) - 1:
+            raise ValueError(f"task {task}: extract step {i + 1} 'majority' must be the last step")
+        if name == "majority" and "code" in names:
+            raise ValueError(f"task {task}: extract 'majority' cannot vote over 'code' (use pass_at_k over the samples)")
+        if name == "code" and len(names) > 1:
+            raise ValueError(f"task {task}: extract 'code' runs the raw answer and cannot be part of a pipeline")
+        if i and name != "majority" and names[i - 1] in EXTRACT_GIVES:
+            raise ValueError(
+                f"task {task}: extract step {i + 1} '{name}' reads text, but step {i} '{names[i - 1]}' gives {EXTRACT_GIVES[names[i - 1]]}"
+            )
 
 
 def _metric(v: Any) -> Any:
@@ -155,7 +293,8 @@ class TaskSpec(_Strict):
     # scoring, as the established harnesses score WinoGrande and XWinograd)
     choice_mode: Literal["continuation", "context"] = "continuation"
     vars: dict[str, Any] = Field(default_factory=dict)
-    chat: Literal["auto", "never", "always"] = "auto"
+    # auto | never | always, or a chat format name (none, model, chatml, alpaca, …: `assay ls formats`)
+    chat: str = "auto"
     metrics: list[Annotated[MetricSpec, Field()]] = Field(min_length=1)
     extract: ExtractSpec = ExtractSpec(name="none")
     fewshot: FewShotSpec = FewShotSpec()
@@ -164,6 +303,17 @@ class TaskSpec(_Strict):
 
     _norm_metrics = field_validator("metrics", mode="before")(lambda v: [_metric(m) for m in v] if isinstance(v, list) else v)
     _norm_extract = field_validator("extract", mode="before")(_extract)
+
+    @field_validator("extract")
+    @classmethod
+    def _extract_pipeline(cls, v: ExtractSpec, info: ValidationInfo) -> ExtractSpec:
+        check_pipeline(v, info.data.get("task", "?"))
+        return v
+
+    @field_validator("chat")
+    @classmethod
+    def _chat_ok(cls, v: Any) -> Any:
+        return _chat_policy(v)
 
     @field_validator("group", mode="before")
     @classmethod
@@ -191,6 +341,10 @@ class TaskSpec(_Strict):
                     raise ValueError(f"multiple_choice needs 'target' (task or prompt '{p.id}')")
         if self.fewshot.k and self.fewshot.split and self.fewshot.split not in self.splits:
             raise ValueError(f"fewshot.split '{self.fewshot.split}' is not declared under 'splits'")
+        for m in self.metrics:
+            k = m.args.get("k", 1) if m.name == "pass_at_k" else None
+            if isinstance(k, int) and k > self.generation.n:
+                raise ValueError(f"metric pass@{k} needs at least {k} samples per problem: set generation.n >= {k} (it is {self.generation.n})")
         return self
 
     def prompt(self, prompt_id: str) -> PromptSpec:
