@@ -94,7 +94,8 @@ def test_entity_micro_f1(tmp_path):
 
 def test_pass_at_k_from_several_samples(tmp_path):
     spec = _spec(output_type="generate", extract="code", target="{'kind': 'function', 'test': 'def check(f):\\n    assert f(2) == 4', 'entry_point': 'sq'}",
-                 metrics=[{"name": "pass_at_k", "args": {"k": 1}}, {"name": "pass_at_k", "args": {"k": 2}}])
+                 metrics=[{"name": "pass_at_k", "args": {"k": 1}}, {"name": "pass_at_k", "args": {"k": 2}}],
+                 generation={"n": 3, "temperature": 0.5})  # pass@2 needs n >= 2 (checked at load)
     store = RunStore(tmp_path)
     target = {"kind": "function", "test": "def check(f):\n    assert f(2) == 4", "entry_point": "sq"}
     good = "```python\ndef sq(x):\n    return x * x\n```"

@@ -1,55 +1,230 @@
-"""Free-form answer → the thing a metric compares (declared per task as ``extract:``)."""
+"""Free-form answer → the thing a metric compares (declared per task as ``extract:``).
+
+``extract:`` is a pipeline of steps (see ``ExtractSpec``); each step reads the previous step's
+output text. Steps and their ``args``:
+
+* ``none`` (the answer as is), ``strip``, ``first_line`` (first non-empty line, stripped),
+  ``span`` (a short answer cut from a verbose one, :func:`text.extract_span_answer`);
+* ``regex``: ``pattern``, ``group`` (default 1 when the pattern has groups, else 0), ``all``
+  (true: the last match, for chain-of-thought answers that restate "the answer is"), ``flags``
+  (letters ``imsx`` or names such as ``[IGNORECASE, DOTALL]``), ``dotall`` (legacy); no match
+  gives "";
+* ``number``: ``mode`` = ``gsm8k`` | ``last`` (default) | ``first`` (:func:`text.extract_number`);
+  gives a normalised number ("1234", "-3.5") or None;
+* ``letter``: ``letters`` ("ABCDE", default "ABCD") or ``n`` (the number of options), ``format``
+  (default "{}"; "({})" gives BBH's "(B)"); gives the chosen letter or None;
+* ``label``: ``labels`` (label → words), ``labels_var`` (a task var holding such a mapping),
+  ``preset`` (built-in words, :data:`text.LABEL_PRESETS`: ``sentiment2``, ``sentiment3``,
+  ``tweeteval_sentiment``, ``xlmt``, ``agnews``, ``emotion4``, ``tweeteval_emotion``, ``hate``,
+  ``irony``, ``offensive`` and their ``tweeteval_`` names); ``labels`` words add to a preset's;
+  ``rename`` (preset label → the label your targets use, e.g. ``{Sci/Tech: sci_tech}``);
+* ``entities``: ``types`` (TYPE → words; default PER/LOC/ORG/MISC), gives ``[[surface, TYPE]]``;
+* ``code``: the program in the answer (``assay.scoring.code.extract_code``); a step of its own;
+* ``majority`` (last step only): the items's answer is the most common one over its samples
+  (ties: the earliest sample's; None answers do not vote unless all are None). The vote is
+  taken in ``score.py``, which keeps every sample's answer in the sample file.
+
+A step that receives None (nothing found) passes None on.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from assay.errors import TaskError
 from assay.scoring import text
 from assay.scoring.code import extract_code
-from assay.tasks.spec import ExtractSpec
+from assay.tasks.spec import ExtractSpec, ExtractStep, check_pipeline
+
+STEP_ARGS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "strip": (),
+    "first_line": (),
+    "span": (),
+    "regex": ("pattern", "group", "all", "flags", "dotall"),
+    "number": ("mode",),
+    "letter": ("letters", "n", "format"),
+    "label": ("labels", "labels_var", "preset", "rename"),
+    "entities": ("types",),
+    "code": (),
+    "majority": (),
+}
+_FLAG_LETTERS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE, "a": re.ASCII}
 
 
-def label_map(spec: ExtractSpec, task_vars: dict[str, Any], task: str) -> dict[str, list[str]]:
-    labels = spec.args.get("labels")
-    if labels is None and "labels_var" in spec.args:
-        labels = task_vars.get(spec.args["labels_var"])
-    if not isinstance(labels, dict) or not labels:
-        raise TaskError(f"task {task}: extract 'label' needs args.labels (or args.labels_var naming a var) mapping each label to its words")
-    return {str(k): [str(w) for w in (v or [])] for k, v in labels.items()}
+def _words(v: Any) -> list[str]:
+    if v is None:
+        return []
+    if isinstance(v, str):
+        return [v]
+    return [str(w) for w in v]
+
+
+def label_map(spec: ExtractSpec | ExtractStep, task_vars: dict[str, Any], task: str) -> dict[str, list[str]]:
+    """Label → its words, from ``preset``, ``labels`` and ``labels_var`` (merged in that order)."""
+    args = spec.args
+    out: dict[str, list[str]] = {}
+    if "preset" in args:
+        preset = text.LABEL_PRESETS.get(str(args["preset"]))
+        if preset is None:
+            raise TaskError(f"task {task}: unknown label preset '{args['preset']}' (known: {', '.join(sorted(text.LABEL_PRESETS))})")
+        rename = args.get("rename") or {}
+        if not isinstance(rename, dict) or set(rename) - set(preset):
+            raise TaskError(f"task {task}: extract 'label' rename maps preset labels ({', '.join(preset)}) to your labels")
+        for label, words in preset.items():
+            out[str(rename.get(label, label))] = [label, *words]
+    labels = args.get("labels")
+    if labels is None and "labels_var" in args:
+        labels = task_vars.get(args["labels_var"])
+        if labels is None:
+            raise TaskError(f"task {task}: extract 'label' names labels_var '{args['labels_var']}', which is not in vars")
+    if labels is not None:
+        if not isinstance(labels, dict):
+            raise TaskError(f"task {task}: extract 'label' labels must map each label to its words")
+        for k, v in labels.items():
+            out.setdefault(str(k), []).extend(_words(v))
+    if not out:
+        raise TaskError(f"task {task}: extract 'label' needs args.labels, args.labels_var (a var mapping each label to its words) or args.preset")
+    return out
+
+
+def _regex_flags(step: ExtractStep, task: str) -> int:
+    flags = re.DOTALL if step.args.get("dotall") else 0
+    raw = step.args.get("flags")
+    if raw is None:
+        return flags
+    names = list(raw) if isinstance(raw, str) and raw and all(c in _FLAG_LETTERS for c in raw) else _words(raw)
+    for f in names:
+        if f in _FLAG_LETTERS:
+            flags |= _FLAG_LETTERS[f]
+        elif isinstance(getattr(re, str(f).upper(), None), re.RegexFlag):
+            flags |= getattr(re, str(f).upper())
+        else:
+            raise TaskError(f"task {task}: extract regex flag '{f}' is not one of i, m, s, x, a or a re flag name")
+    return flags
+
+
+def _check_step(step: ExtractStep, i: int, task_vars: dict[str, Any], task: str) -> None:
+    where = f"task {task}: extract step {i} '{step.name}'"
+    extra = set(step.args) - set(STEP_ARGS[step.name])
+    if extra:
+        allowed = ", ".join(STEP_ARGS[step.name]) or "none"
+        raise TaskError(f"{where} takes no argument(s) {', '.join(sorted(extra))} (it takes: {allowed})")
+    a = step.args
+    if step.name == "label":
+        label_map(step, task_vars, task)
+    elif step.name == "regex":
+        if "pattern" not in a:
+            raise TaskError(f"{where} needs args.pattern")
+        try:
+            rx = re.compile(a["pattern"], _regex_flags(step, task))
+        except (re.error, TypeError) as exc:
+            raise TaskError(f"{where}: the pattern does not compile: {exc}") from None
+        group = a.get("group")
+        if group is not None and (not isinstance(group, (int, str)) or (isinstance(group, int) and not 0 <= group <= rx.groups)):
+            raise TaskError(f"{where}: group {group!r} is not a group of the pattern ({rx.groups} groups)")
+    elif step.name == "number":
+        if a.get("mode", "last") not in text.NUMBER_MODES:
+            raise TaskError(f"{where}: mode must be one of {', '.join(text.NUMBER_MODES)}, not {a.get('mode')!r}")
+    elif step.name == "letter":
+        if "letters" in a and "n" in a:
+            raise TaskError(f"{where}: give letters or n, not both")
+        try:
+            text.choice_letters(a.get("letters"), a.get("n"))
+        except ValueError as exc:
+            raise TaskError(f"{where}: {exc}") from None
+        fmt = a.get("format", "{}")
+        if not isinstance(fmt, str) or fmt.count("{}") != 1:
+            raise TaskError(f"{where}: format must be a string with one '{{}}' for the letter, such as '({{}})'")
+    elif step.name == "entities" and "types" in a:
+        if not isinstance(a["types"], dict) or not a["types"]:
+            raise TaskError(f"{where}: types must map each entity type to its words")
 
 
 def check_extract(spec: ExtractSpec, task_vars: dict[str, Any], task: str) -> None:
-    if spec.name == "label":
-        label_map(spec, task_vars, task)
-    if spec.name == "regex":
-        try:
-            re.compile(spec.args["pattern"])
-        except KeyError:
-            raise TaskError(f"task {task}: extract 'regex' needs args.pattern") from None
-        except re.error as exc:
-            raise TaskError(f"task {task}: extract regex does not compile: {exc}") from None
+    """Validate the pipeline and every step's arguments (before any model runs)."""
+    try:
+        check_pipeline(spec, task)
+    except ValueError as exc:
+        raise TaskError(str(exc)) from None
+    for i, step in enumerate(spec.steps, 1):
+        _check_step(step, i, task_vars, task)
 
 
-def extract(spec: ExtractSpec, answer: str, *, task_vars: dict[str, Any], target: Any, task: str) -> Any:
-    name = spec.name
-    if name == "none":
+def _regex(step: ExtractStep, answer: str, task: str) -> str:
+    rx = re.compile(step.args["pattern"], _regex_flags(step, task))
+    if step.args.get("all"):
+        matches = list(rx.finditer(answer))
+        m = matches[-1] if matches else None
+    else:
+        m = rx.search(answer)
+    if m is None:
+        return ""
+    group = step.args.get("group", 1 if m.re.groups else 0)
+    return (m.group(group) or "").strip()
+
+
+def run_step(step: ExtractStep, answer: Any, *, task_vars: dict[str, Any], target: Any, task: str) -> Any:
+    """One step on one answer (None passes through every step but ``none``)."""
+    name = step.name
+    if name in ("none", "majority"):
         return answer
+    if answer is None:
+        return None
+    answer = str(answer)
     if name == "strip":
         return answer.strip()
     if name == "first_line":
         return next((ln.strip() for ln in answer.splitlines() if ln.strip()), "")
     if name == "regex":
-        m = re.search(spec.args["pattern"], answer, flags=re.DOTALL if spec.args.get("dotall") else 0)
-        return (m.group(int(spec.args.get("group", 1 if m and m.groups() else 0))) if m else "").strip()
+        return _regex(step, answer, task)
+    if name == "number":
+        return text.extract_number(answer, step.args.get("mode", "last"))
+    if name == "letter":
+        letter = text.extract_letter(answer, text.choice_letters(step.args.get("letters"), step.args.get("n")))
+        return None if letter is None else str(step.args.get("format", "{}")).replace("{}", letter)
     if name == "label":
-        return text.map_label(answer, label_map(spec, task_vars, task))
+        return text.map_label(answer, label_map(step, task_vars, task))
     if name == "entities":
-        return [list(e) for e in text.parse_entities(answer)]
+        return [list(e) for e in text.parse_entities(answer, types=step.args.get("types"))]
     if name == "span":
         return text.extract_span_answer(answer)
     if name == "code":
         ep = target.get("entry_point") if isinstance(target, dict) else None
-        return extract_code(answer, entry_point=ep)
+        prefix = (target.get("prompt_prefix") or "") if isinstance(target, dict) else ""
+        return extract_code(answer, entry_point=ep, prompt_prefix=prefix)
     raise TaskError(f"task {task}: unknown extraction '{name}'")
+
+
+def extract(spec: ExtractSpec, answer: str, *, task_vars: dict[str, Any], target: Any, task: str) -> Any:
+    """Run the pipeline on one sample's answer (``majority`` is left to :func:`vote`)."""
+    value: Any = answer
+    for step in spec.steps:
+        value = run_step(step, value, task_vars=task_vars, target=target, task=task)
+    return value
+
+
+def _vote_key(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return tuple(_vote_key(x) for x in v)
+    if isinstance(v, dict):
+        return tuple(sorted((str(k), _vote_key(x)) for k, x in v.items()))
+    return v
+
+
+def vote(answers: Sequence[Any]) -> Any:
+    """The most common answer; ties go to the earliest; None votes only when all are None."""
+    counts: dict[Any, int] = {}
+    first: dict[Any, int] = {}
+    for i, a in enumerate(answers):
+        if a is None:
+            continue
+        k = _vote_key(a)
+        counts[k] = counts.get(k, 0) + 1
+        first.setdefault(k, i)
+    if not counts:
+        return None
+    best = max(counts, key=lambda k: (counts[k], -first[k]))
+    return answers[first[best]]

@@ -8,6 +8,7 @@ names a metric it cannot compute fails at validation time, not after inference.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,8 +97,42 @@ def _golds(target: Any) -> list[str]:
     return [str(target)]
 
 
+_LETTER_FORM = re.compile(r"^\s*[(\[]?\s*([A-Z])\s*[)\]]?\s*$")
+
+
+def _letter(s: Any) -> str | None:
+    """"B", "(B)", "[B]" → "B": a choice letter, which SQuAD normalisation would mangle ("A" is an article)."""
+    m = _LETTER_FORM.match(str(s)) if s is not None else None
+    return m.group(1) if m else None
+
+
 def _em(it: Item, _: dict) -> float:
-    return text.exact_match(str(it.extracted[0] or ""), _golds(it.target))
+    x = it.extracted[0]
+    if x is None:  # nothing extracted never matches (not even a gold that normalises to "")
+        return 0.0
+    golds = _golds(it.target)
+    if _letter(x) is not None and any(_letter(g) is not None for g in golds):
+        return float(any(_letter(x) == _letter(g) for g in golds))
+    return text.exact_match(str(x), golds)
+
+
+def _number_golds(target: Any) -> list[str]:
+    golds = target if isinstance(target, (list, tuple)) else [target]
+    out = []
+    for g in golds:
+        n = text.normalize_number(str(g)) if isinstance(g, (int, float)) else text.extract_number(str(g), "gsm8k")
+        if n is not None:
+            out.append(n)
+    return out
+
+
+def _number_match(it: Item, _: dict) -> float:
+    """Numeric equality of the extracted number and the target's (GSM8K: the number after ####)."""
+    x = it.extracted[0]
+    pred = text.normalize_number(str(x)) if x is not None else None
+    if pred is None and x is not None:
+        pred = text.extract_number(str(x), "gsm8k")
+    return float(pred is not None and pred in _number_golds(it.target))
 
 
 def _f1(it: Item, _: dict) -> float:
@@ -105,7 +140,10 @@ def _f1(it: Item, _: dict) -> float:
 
 
 def _label_acc(it: Item, _: dict) -> float:
-    return float(it.extracted[0] is not None and str(it.extracted[0]) == str(it.target))
+    x = it.extracted[0]
+    if x is None:
+        return 0.0
+    return float(str(x) == str(it.target) or (_letter(x) is not None and _letter(x) == _letter(it.target)))
 
 
 def _label_pair(it: Item, _: dict) -> tuple[str | None, str, tuple[str, ...]]:
@@ -135,8 +173,12 @@ def _entity_list(v: Any) -> list[tuple[str, str]]:
 
 
 def _entity_counts(typed: bool) -> Callable[[Item, dict], tuple[int, int, int]]:
-    def item(it: Item, _: dict) -> tuple[int, int, int]:
-        return text.entity_counts(_entity_list(it.extracted[0]), _entity_list(it.target), typed=typed)
+    def item(it: Item, args: dict) -> tuple[int, int, int]:
+        pred, gold = _entity_list(it.extracted[0]), _entity_list(it.target)
+        if args.get("type"):  # one type only (per-type scores): both sides keep that type's entities
+            want = str(args["type"]).strip().upper()
+            pred, gold = ([e for e in side if e[1].strip().upper() == want] for side in (pred, gold))
+        return text.entity_counts(pred, gold, typed=typed)
 
     return item
 
@@ -190,12 +232,13 @@ METRICS: dict[str, Metric] = {
         Metric("acc_norm", MC, _acc_norm, _mean, "accuracy with log-likelihood divided by the choice's length in characters"),
         Metric("exact_match", GEN, _em, _mean, "SQuAD exact match after normalisation, best over gold answers"),
         Metric("f1", GEN, _f1, _mean, "SQuAD token F1, best over gold answers"),
+        Metric("number_match", GEN, _number_match, _mean, "the extracted number equals the target's (GSM8K: after ####), compared as numbers"),
         Metric("label_acc", GEN, _label_acc, _mean, "accuracy of the label mapped from a free-text answer"),
         Metric("macro_f1", MC + GEN, _label_pair, _macro_f1_agg, "macro-averaged F1 over labels"),
-        Metric("entity_f1", GEN, _entity_counts(False), _prf_agg(2), "entity-level micro F1 on spans"),
-        Metric("entity_precision", GEN, _entity_counts(False), _prf_agg(0), "entity-level micro precision on spans"),
-        Metric("entity_recall", GEN, _entity_counts(False), _prf_agg(1), "entity-level micro recall on spans"),
-        Metric("entity_f1_typed", GEN, _entity_counts(True), _prf_agg(2), "entity-level micro F1, span and type must match"),
+        Metric("entity_f1", GEN, _entity_counts(False), _prf_agg(2), "entity-level micro F1 on spans (args.type: that type's entities only)", ("type",)),
+        Metric("entity_precision", GEN, _entity_counts(False), _prf_agg(0), "entity-level micro precision on spans (args.type: that type's entities only)", ("type",)),
+        Metric("entity_recall", GEN, _entity_counts(False), _prf_agg(1), "entity-level micro recall on spans (args.type: that type's entities only)", ("type",)),
+        Metric("entity_f1_typed", GEN, _entity_counts(True), _prf_agg(2), "entity-level micro F1, span and type must match", ("type",)),
         Metric("pass_at_k", GEN, _pass_at_k, _mean, "unbiased pass@k over n samples per problem", ("k",)),
         Metric("perplexity", ROLL + LL, _perplexity_item, _perplexity, "rolling: token perplexity; loglikelihood: exp(-mean item log-likelihood), as lm-evaluation-harness reports LAMBADA"),
         Metric("bits_per_byte", ROLL, _rolling_item, _bits_per_byte, "bits per UTF-8 byte"),
@@ -212,6 +255,8 @@ def metric(name: str) -> Metric:
 def display_name(name: str, args: dict[str, Any]) -> str:
     if name == "pass_at_k":
         return f"pass@{args.get('k', 1)}"
+    if name.startswith("entity_") and args.get("type"):
+        return f"{name}[{args['type']}]"
     return name
 
 

@@ -14,8 +14,8 @@ from typing import Any
 from assay.requests import GenerateResult, LoglikelihoodResult, RollingResult
 from assay.scoring import metrics as M
 from assay.scoring import text
-from assay.scoring.code import check_many
-from assay.scoring.extract import extract, label_map
+from assay.scoring.code import check_many, code_job
+from assay.scoring.extract import extract, label_map, vote
 from assay.store.runs import RunStore
 from assay.tasks.spec import TaskSpec
 
@@ -28,8 +28,15 @@ class Scored:
     sample: dict[str, Any]
 
 
-def _item_score(it: M.Item) -> float:
-    """A per-item score in [0, 1] for the verdict column of the sample files."""
+# per-item metrics whose value is itself a score in [0, 1]; the verdict follows them
+_ITEM_SCORES = ("exact_match", "f1", "number_match", "label_acc")
+
+
+def _item_score(it: M.Item, primary: str | None = None) -> float:
+    """A per-item score in [0, 1] for the verdict column of the sample files: the task's
+    primary metric where it scores items one by one, so verdict and score never disagree."""
+    if it.output_type == "generate" and primary in _ITEM_SCORES and not it.passed:
+        return float(M.metric(primary).item(it, {}))
     if it.output_type in ("multiple_choice", "loglikelihood"):
         return M._acc(it, {})
     if it.output_type == "rolling":
@@ -85,12 +92,13 @@ def _build_items(spec: TaskSpec, rows: list, results: dict) -> tuple[list[Scored
             ex = tuple(extract(spec.extract, t, task_vars=spec.vars, target=target, task=spec.task) for t in texts)
             item = M.Item("generate", target, extracted=ex, labels=labels)
             sample.update(response=texts[0] if len(texts) == 1 else texts, extracted=ex[0] if len(ex) == 1 else list(ex))
+            if spec.extract.majority:  # one answer per item: the vote over its samples
+                sample["vote"] = vote(ex)
+                item = M.Item("generate", target, extracted=(sample["vote"],), labels=labels)
             if spec.extract.name == "code":
-                for t in texts:
-                    if target.get("kind") == "stdout":
-                        code_jobs.append((len(out), ("stdout", {"answer": t, "expected_stdout": target["expected_stdout"]})))
-                    else:
-                        code_jobs.append((len(out), ("function", {"answer": t, "test": target["test"], "entry_point": target["entry_point"]})))
+                # HumanEval (check(candidate) + the prompt a completion continues), MBPP
+                # (asserts + setup code) and stdout programs: see code.code_job
+                code_jobs.extend((len(out), code_job(t, target)) for t in texts)
         out.append(Scored(prompt_id, doc_id, item, sample))
     if code_jobs:
         verdicts = check_many([job for _, job in code_jobs])
@@ -103,8 +111,9 @@ def _build_items(spec: TaskSpec, rows: list, results: dict) -> tuple[list[Scored
             if i in passed:
                 s.item = M.Item("generate", s.item.target, extracted=s.item.extracted, passed=tuple(passed[i]))
                 s.sample["exec"] = reasons[i][0] if len(reasons[i]) == 1 else reasons[i]
+    primary = spec.metrics[0].name
     for s in out:
-        sc = _item_score(s.item)
+        sc = _item_score(s.item, primary)
         s.sample["score"] = None if math.isnan(sc) else round(sc, 6)
         s.sample["verdict"] = _verdict(sc)
     return out, missing
