@@ -282,7 +282,14 @@ def test_relative_and_absolute_paths(tmp_path):
 
 def test_data_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("ASSAY_DATA_DIR", raising=False)
-    assert data_dir() == Path("data")
+    work = tmp_path / "checkout"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert data_dir() == Path("data")  # nothing there: the name a later error will show
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    assert data_dir() == Path("..") / "shared" / "data"  # the benchmark data beside a checkout
+    (work / "data").mkdir()
+    assert data_dir() == Path("data")  # a checkout's own data/ comes first
     monkeypatch.setenv("ASSAY_DATA_DIR", str(tmp_path))
     assert data_dir() == tmp_path
     assert data_dir("explicit") == Path("explicit")
