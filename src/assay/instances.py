@@ -118,7 +118,8 @@ def build_instances(
                 for d in picked:
                     if d["_id"] not in rendered_pool:
                         q, c, t = _render_doc(spec, p, d)
-                        rendered_pool[d["_id"]] = (q, answer_text(spec, c, t))
+                        a = render.render(p.shot_answer, d, spec.vars, f"task {spec.task}, prompt {p.id} shot_answer, row {d['_id']}") if p.shot_answer else answer_text(spec, c, t)
+                        rendered_pool[d["_id"]] = (q, a)
                     shot_list.append(rendered_pool[d["_id"]])
                 shots = tuple(shot_list)
             preamble = render.render(p.preamble, doc, spec.vars, f"task {spec.task}, prompt {p.id} preamble") if p.preamble else ""

@@ -50,6 +50,21 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _host_pids(*argv: str) -> list[int]:
+    """Live host processes whose command line is exactly ``argv``."""
+    want = "\0".join(argv) + "\0"
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/cmdline") as f:
+                    if f.read() == want and _alive(int(name)):
+                        found.append(int(name))
+            except OSError:
+                pass
+    return found
+
+
 # --------------------------------------------------------------------------------------------
 # extraction
 
@@ -285,31 +300,35 @@ class TestSandbox:
         assert "MemoryError" in r.reason or r.reason.startswith("killed")
 
     def test_grandchild_killed_with_group(self):
+        # the printed pid is the sandbox's (its own pid namespace): find the sleep on the
+        # host by its unique argument instead
+        arg = f"{30 + os.getpid() % 1000 / 1000 + time.time() % 1:.6f}"
         src = (
             "import subprocess\n"
-            "p = subprocess.Popen(['sleep', '30'], start_new_session=False)\n"
+            f"p = subprocess.Popen(['sleep', '{arg}'], start_new_session=False)\n"
             "print(p.pid, flush=True)\n"
             "while True:\n    pass\n"
         )
         r = run_python(src, limits=Limits(timeout_s=1.5))
         assert r.status == "timeout", r
-        pid = int(r.stdout.split()[0])
+        assert int(r.stdout.split()[0]) > 0  # the grandchild was started
         deadline = time.monotonic() + 3
-        while _alive(pid) and time.monotonic() < deadline:
+        while _host_pids("sleep", arg) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(pid), f"grandchild {pid} survived the sandbox"
+        assert not _host_pids("sleep", arg), "the grandchild survived the sandbox"
 
     def test_background_child_killed_after_normal_exit(self):
-        src = ("import subprocess\np = subprocess.Popen(['sleep', '30'])\n"
+        arg = f"{31 + os.getpid() % 1000 / 1000 + time.time() % 1:.6f}"
+        src = (f"import subprocess\np = subprocess.Popen(['sleep', '{arg}'])\n"
                "print(p.pid, flush=True)\n")
         r = run_python(src, limits=Limits(timeout_s=5))
         assert r.status == "ok", r
         assert r.duration_s < 3  # did not wait for the sleep
-        pid = int(r.stdout.split()[0])
+        assert int(r.stdout.split()[0]) > 0
         deadline = time.monotonic() + 3
-        while _alive(pid) and time.monotonic() < deadline:
+        while _host_pids("sleep", arg) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(pid)
+        assert not _host_pids("sleep", arg)
 
     def test_output_is_capped(self):
         cap = 10_000
@@ -414,3 +433,47 @@ class TestPassAtK:
             assert pass_at_k(n, c + 1, k) >= p - 1e-12
         if k < n:
             assert pass_at_k(n, c, k + 1) >= p - 1e-12
+
+
+# --------------------------------------------------------------------------------------------
+# task targets → check jobs (HumanEval, MBPP, stdout)
+
+
+class TestCodeJob:
+    def test_entry_point_of_asserts(self):
+        from assay.scoring.code import entry_point_of_asserts
+
+        assert entry_point_of_asserts(['assert remove_Occ("hello","l") == "heo"']) == "remove_Occ"
+        assert entry_point_of_asserts(["assert set(similar((3, 4), (4, 5))) == set((4,))"]) == "similar"
+        assert entry_point_of_asserts(["assert math.isclose(area(2), 12.56, rel_tol=0.01)"]) == "area"
+        assert entry_point_of_asserts(["assert sum(10, 15) == 6"]) == "sum"  # a task may shadow a builtin
+        assert entry_point_of_asserts(["not python ("]) is None
+
+    def test_humaneval_completion_and_whole_function(self):
+        from assay.scoring.code import code_job
+
+        prefix = 'def add(a, b):\n    """Add two numbers."""\n'
+        target = {"kind": "function", "test": ADD_TEST, "entry_point": "add", "prompt_prefix": prefix}
+        jobs = [code_job("    return a + b\n", target),  # continues the prompt
+                code_job(f"Sure:\n```python\n{ADD}```", target),  # rewrites the function
+                code_job("    return a - b\n", target)]
+        assert [v.passed for v in check_many(jobs, workers=2)] == [True, True, False]
+
+    def test_mbpp_asserts_with_setup_code(self):
+        from assay.scoring.code import code_job
+
+        target = {"kind": "asserts", "tests": ["assert depth(root) == 2", "assert depth(leaf) == 1"],
+                  "setup": "root = Node(1)\r\nroot.left = Node(2)\r\nleaf = Node(3)"}
+        good = ("class Node:\n    def __init__(self, v):\n        self.v, self.left, self.right = v, None, None\n\n"
+                "def depth(n):\n    return 0 if n is None else 1 + max(depth(n.left), depth(n.right))\n")
+        ok, bad = check_many([code_job(good, target), code_job(good.replace("1 + max", "2 + max"), target)], workers=2)
+        assert ok.passed and ok.code.index("def depth") < ok.code.index("root = Node(1)") < ok.code.index("assert depth")
+        assert not bad.passed and "AssertionError" in bad.reason
+
+    def test_stdout_and_unknown_kinds(self):
+        from assay.scoring.code import code_job
+
+        (v,) = check_many([code_job("print(2 + 2)", {"kind": "stdout", "expected_stdout": "4\n"})], workers=1)
+        assert v.passed
+        with pytest.raises(ValueError, match="unknown code target kind 'sql'"):
+            code_job("x", {"kind": "sql"})

@@ -6,12 +6,14 @@ Extraction never executes anything; checking runs the program in :mod:`assay.sco
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from .sandbox import ExecResult, Limits, _run_jobs
+from .sandbox import ExecResult, Limits, run_many
 
 __all__ = [
     "CodeVerdict",
@@ -19,6 +21,8 @@ __all__ = [
     "check_function",
     "check_stdout",
     "check_many",
+    "code_job",
+    "entry_point_of_asserts",
     "pass_at_k",
 ]
 
@@ -471,10 +475,77 @@ def check_many(
             verdicts[i] = CodeVerdict(False, "no_code", _NO_CODE, "")
         else:
             pending.append((i, program, stdin, lim, finish))
-    results = _run_jobs([(p, s, lim) for _, p, s, lim, _ in pending], workers)
-    for (i, _p, _s, _l, finish), res in zip(pending, results):
-        verdicts[i] = finish(res)
+    # one parallel batch per distinct Limits (usually a single one), through the public API
+    groups: list[tuple[Limits, list[int]]] = []
+    for n, (_i, _p, _s, lim, _f) in enumerate(pending):
+        group = next((g for g in groups if g[0] == lim), None)
+        if group is None:
+            groups.append((lim, [n]))
+        else:
+            group[1].append(n)
+    for lim, members in groups:
+        results = run_many([pending[n][1] for n in members], limits=lim, workers=workers,
+                           stdins=[pending[n][2] for n in members])
+        for n, res in zip(members, results):
+            i, _p, _s, _l, finish = pending[n]
+            verdicts[i] = finish(res)
     return [v for v in verdicts if v is not None]
+
+
+# --------------------------------------------------------------------------------------------
+# Task targets → check jobs
+
+_BUILTINS = frozenset(dir(builtins))
+
+
+def entry_point_of_asserts(tests: list[str] | tuple[str, ...]) -> str | None:
+    """The function MBPP-style asserts call: the first called name that is not a builtin
+    (``assert remove_Occ("hello", "l") == "heo"`` → ``remove_Occ``), else the first called
+    name at all (a task may shadow a builtin, e.g. MBPP 126's ``sum``)."""
+    first_any: str | None = None
+    for t in tests:
+        try:
+            tree = ast.parse(t)
+        except (SyntaxError, ValueError):
+            continue
+        calls = sorted((n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)),
+                       key=lambda n: (n.lineno, n.col_offset))
+        for c in calls:
+            name = c.func.id  # type: ignore[attr-defined]
+            if name not in _BUILTINS:
+                return name
+            first_any = first_any or name
+    return first_any
+
+
+def code_job(answer: str, target: Mapping[str, Any]) -> tuple[str, dict]:
+    """The ``check_many`` job for one answer to a code task, from the task's target dict.
+
+    ``kind``:
+    - ``stdout``: ``expected_stdout`` (and optional ``stdin``) — the program's output is compared.
+    - ``function``: ``test`` (a ``def check(candidate)`` is called on ``entry_point``, as in
+      HumanEval; plain asserts run as they are) and ``entry_point``; an optional
+      ``prompt_prefix`` (HumanEval's signature and docstring) is what a completion continues.
+    - ``asserts``: MBPP — ``tests`` (assert lines) run after the optional ``setup`` code; the
+      entry point is the function the asserts call unless ``entry_point`` names it.
+    """
+    if not isinstance(target, Mapping):
+        raise ValueError(f"a code task's target must be a mapping with a 'kind', got {type(target).__name__}")
+    kind = target.get("kind")
+    if kind == "stdout":
+        return ("stdout", {"answer": answer, "expected_stdout": target["expected_stdout"], "stdin": target.get("stdin") or ""})
+    if kind == "function":
+        return ("function", {"answer": answer, "test": target["test"], "entry_point": target["entry_point"],
+                             "prompt_prefix": target.get("prompt_prefix") or ""})
+    if kind == "asserts":
+        tests = [str(t) for t in target["tests"]]
+        setup = (target.get("setup") or "").replace("\r\n", "\n").strip("\n")
+        entry = target.get("entry_point") or entry_point_of_asserts(tests)
+        if not entry:
+            raise ValueError(f"cannot tell which function the asserts test: {tests[:1]!r}")
+        test = "\n".join(([setup] if setup else []) + tests) + "\n"
+        return ("function", {"answer": answer, "test": test, "entry_point": entry, "prompt_prefix": target.get("prompt_prefix") or ""})
+    raise ValueError(f"unknown code target kind {kind!r} (expected 'function', 'asserts' or 'stdout')")
 
 
 # --------------------------------------------------------------------------------------------
