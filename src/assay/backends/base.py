@@ -43,6 +43,23 @@ class ModelInfo:
     args: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where a request comes from: the (task, prompt, document, sample) it answers.
+
+    Backends never need this to compute; a backend that serves stored answers (``replay``)
+    implements two optional hooks that ``assay run`` calls while it builds requests:
+    ``answers(origin) -> bool`` (items without an answer are left out of the run) and
+    ``bind(request_key, origin)``.
+    """
+
+    task: str
+    prompt_id: str
+    doc_id: str
+    sample: int
+    first_prompt: bool  # the task's first prompt in this run
+
+
 @runtime_checkable
 class Backend(Protocol):
     info: ModelInfo

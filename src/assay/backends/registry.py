@@ -6,6 +6,7 @@ A model is named on the command line as ``[backend:]target[,key=value,...]``:
     hf:gemma3-270m                             an alias on the transformers backend
     llamacpp:/models/x.gguf,n_ctx=4096         a GGUF file with a backend argument
     hf:HuggingFaceTB/SmolLM2-135M-Instruct     a hub id or a local checkpoint folder
+    replay:answers.jsonl,model=alpaca-lora     answers made elsewhere (a .jsonl file), scored
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from assay.errors import BackendError, ConfigError, MissingDependency, UnknownNa
 BACKENDS: dict[str, str] = {
     "llamacpp": "assay.backends.llamacpp:LlamaCppBackend",
     "hf": "assay.backends.hf:HFBackend",
+    "replay": "assay.backends.replay:ReplayBackend",
 }
 
-_EXTRAS = {"llamacpp": ("llamacpp", "llama_cpp"), "hf": ("hf", "transformers")}
+_EXTRAS = {"llamacpp": ("llamacpp", "llama_cpp"), "hf": ("hf", "transformers")}  # backend -> (extra, module)
 
 
 def _package_file(package: str, rel: str, pip_name: str) -> Path:
@@ -82,12 +84,16 @@ class ModelSpec:
     @property
     def label(self) -> str:
         """A short name for tables and file names."""
+        if self.backend == "replay" and self.args.get("model") is not None:
+            return str(self.args["model"])
         base = Path(self.target).name if ("/" in self.target and Path(self.target).exists()) else self.target
         return base.replace("/", "--") + ("" if self.backend == self._default_backend() else f"@{self.backend}")
 
     def _default_backend(self) -> str:
         if self.target in ALIASES:
             return ALIASES[self.target].backend
+        if self.target.endswith(".jsonl"):
+            return "replay"
         return "llamacpp" if self.target.endswith(".gguf") else "hf"
 
 
@@ -125,6 +131,8 @@ def parse_model(text: str) -> ModelSpec:
             backend = ALIASES[target].backend
         elif target.endswith(".gguf"):
             backend = "llamacpp"
+        elif target.endswith(".jsonl"):
+            backend = "replay"
         elif Path(target).exists() or "/" in target:
             backend = "hf"
         else:
@@ -148,9 +156,10 @@ def backend_class(name: str) -> type:
     if name not in BACKENDS:
         raise UnknownNameError("backend", name, BACKENDS)
     module, attr = BACKENDS[name].split(":")
-    extra, dep = _EXTRAS[name]
-    if importlib.util.find_spec(dep) is None:
-        raise MissingDependency(f"the '{name}' backend", extra, dep)
+    if name in _EXTRAS:
+        extra, dep = _EXTRAS[name]
+        if importlib.util.find_spec(dep) is None:
+            raise MissingDependency(f"the '{name}' backend", extra, dep)
     return getattr(importlib.import_module(module), attr)
 
 
