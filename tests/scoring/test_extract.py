@@ -15,7 +15,9 @@ from assay.requests import GenerateRequest, GenerateResult, request_key
 from assay.scoring import metrics as M
 from assay.scoring.extract import check_extract, extract, label_map, vote
 from assay.scoring.score import score_task
-from assay.scoring.text import LABEL_PRESETS, extract_letter, extract_number, map_label, normalize_number, parse_entities
+from assay.scoring.answers import extract_letter, extract_number, normalize_number
+from assay.scoring.entities import parse_entities
+from assay.scoring.labels import LABEL_PRESETS, map_label
 from assay.store.runs import RunStore
 from assay.tasks.loader import load_task
 from assay.tasks.spec import ExtractSpec, TaskSpec

@@ -6,15 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from assay.scoring.entities import entity_counts, parse_entities, prf
+from assay.scoring.labels import map_label
 from assay.scoring.text import (
     best_span_scores,
-    entity_counts,
     exact_match,
     extract_span_answer,
-    map_label,
     normalize_answer,
-    parse_entities,
-    prf,
     token_f1,
 )
 

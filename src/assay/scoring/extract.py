@@ -9,12 +9,12 @@ output text. Steps and their ``args``:
   (true: the last match, for chain-of-thought answers that restate "the answer is"), ``flags``
   (letters ``imsx`` or names such as ``[IGNORECASE, DOTALL]``), ``dotall`` (legacy); no match
   gives "";
-* ``number``: ``mode`` = ``gsm8k`` | ``last`` (default) | ``first`` (:func:`text.extract_number`);
+* ``number``: ``mode`` = ``gsm8k`` | ``last`` (default) | ``first`` (:func:`answers.extract_number`);
   gives a normalised number ("1234", "-3.5") or None;
 * ``letter``: ``letters`` ("ABCDE", default "ABCD") or ``n`` (the number of options), ``format``
   (default "{}"; "({})" gives BBH's "(B)"); gives the chosen letter or None;
 * ``label``: ``labels`` (label → words), ``labels_var`` (a task var holding such a mapping),
-  ``preset`` (built-in words, :data:`text.LABEL_PRESETS`: ``sentiment2``, ``sentiment3``,
+  ``preset`` (built-in words, :data:`labels.LABEL_PRESETS`: ``sentiment2``, ``sentiment3``,
   ``tweeteval_sentiment``, ``xlmt``, ``agnews``, ``emotion4``, ``tweeteval_emotion``, ``hate``,
   ``irony``, ``offensive`` and their ``tweeteval_`` names); ``labels`` words add to a preset's;
   ``rename`` (preset label → the label your targets use, e.g. ``{Sci/Tech: sci_tech}``);
@@ -35,6 +35,9 @@ from typing import Any
 
 from assay.errors import TaskError
 from assay.scoring import text
+from assay.scoring.answers import NUMBER_MODES, choice_letters, extract_letter, extract_number
+from assay.scoring.entities import parse_entities
+from assay.scoring.labels import LABEL_PRESETS, map_label
 from assay.scoring.code import extract_code
 from assay.tasks.spec import ExtractSpec, ExtractStep, check_pipeline
 
@@ -67,9 +70,9 @@ def label_map(spec: ExtractSpec | ExtractStep, task_vars: dict[str, Any], task: 
     args = spec.args
     out: dict[str, list[str]] = {}
     if "preset" in args:
-        preset = text.LABEL_PRESETS.get(str(args["preset"]))
+        preset = LABEL_PRESETS.get(str(args["preset"]))
         if preset is None:
-            raise TaskError(f"task {task}: unknown label preset '{args['preset']}' (known: {', '.join(sorted(text.LABEL_PRESETS))})")
+            raise TaskError(f"task {task}: unknown label preset '{args['preset']}' (known: {', '.join(sorted(LABEL_PRESETS))})")
         rename = args.get("rename") or {}
         if not isinstance(rename, dict) or set(rename) - set(preset):
             raise TaskError(f"task {task}: extract 'label' rename maps preset labels ({', '.join(preset)}) to your labels")
@@ -126,13 +129,13 @@ def _check_step(step: ExtractStep, i: int, task_vars: dict[str, Any], task: str)
         if group is not None and (not isinstance(group, (int, str)) or (isinstance(group, int) and not 0 <= group <= rx.groups)):
             raise TaskError(f"{where}: group {group!r} is not a group of the pattern ({rx.groups} groups)")
     elif step.name == "number":
-        if a.get("mode", "last") not in text.NUMBER_MODES:
-            raise TaskError(f"{where}: mode must be one of {', '.join(text.NUMBER_MODES)}, not {a.get('mode')!r}")
+        if a.get("mode", "last") not in NUMBER_MODES:
+            raise TaskError(f"{where}: mode must be one of {', '.join(NUMBER_MODES)}, not {a.get('mode')!r}")
     elif step.name == "letter":
         if "letters" in a and "n" in a:
             raise TaskError(f"{where}: give letters or n, not both")
         try:
-            text.choice_letters(a.get("letters"), a.get("n"))
+            choice_letters(a.get("letters"), a.get("n"))
         except ValueError as exc:
             raise TaskError(f"{where}: {exc}") from None
         fmt = a.get("format", "{}")
@@ -181,14 +184,14 @@ def run_step(step: ExtractStep, answer: Any, *, task_vars: dict[str, Any], targe
     if name == "regex":
         return _regex(step, answer, task)
     if name == "number":
-        return text.extract_number(answer, step.args.get("mode", "last"))
+        return extract_number(answer, step.args.get("mode", "last"))
     if name == "letter":
-        letter = text.extract_letter(answer, text.choice_letters(step.args.get("letters"), step.args.get("n")))
+        letter = extract_letter(answer, choice_letters(step.args.get("letters"), step.args.get("n")))
         return None if letter is None else str(step.args.get("format", "{}")).replace("{}", letter)
     if name == "label":
-        return text.map_label(answer, label_map(step, task_vars, task))
+        return map_label(answer, label_map(step, task_vars, task))
     if name == "entities":
-        return [list(e) for e in text.parse_entities(answer, types=step.args.get("types"))]
+        return [list(e) for e in parse_entities(answer, types=step.args.get("types"))]
     if name == "span":
         return text.extract_span_answer(answer)
     if name == "code":

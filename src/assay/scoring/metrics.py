@@ -17,6 +17,8 @@ import numpy as np
 
 from assay.errors import TaskError, UnknownNameError
 from assay.scoring import stats, text
+from assay.scoring.answers import extract_number, normalize_number
+from assay.scoring.entities import entity_counts, prf
 from assay.scoring.code import pass_at_k
 
 
@@ -120,7 +122,7 @@ def _number_golds(target: Any) -> list[str]:
     golds = target if isinstance(target, (list, tuple)) else [target]
     out = []
     for g in golds:
-        n = text.normalize_number(str(g)) if isinstance(g, (int, float)) else text.extract_number(str(g), "gsm8k")
+        n = normalize_number(str(g)) if isinstance(g, (int, float)) else extract_number(str(g), "gsm8k")
         if n is not None:
             out.append(n)
     return out
@@ -129,9 +131,9 @@ def _number_golds(target: Any) -> list[str]:
 def _number_match(it: Item, _: dict) -> float:
     """Numeric equality of the extracted number and the target's (GSM8K: the number after ####)."""
     x = it.extracted[0]
-    pred = text.normalize_number(str(x)) if x is not None else None
+    pred = normalize_number(str(x)) if x is not None else None
     if pred is None and x is not None:
-        pred = text.extract_number(str(x), "gsm8k")
+        pred = extract_number(str(x), "gsm8k")
     return float(pred is not None and pred in _number_golds(it.target))
 
 
@@ -178,7 +180,7 @@ def _entity_counts(typed: bool) -> Callable[[Item, dict], tuple[int, int, int]]:
         if args.get("type"):  # one type only (per-type scores): both sides keep that type's entities
             want = str(args["type"]).strip().upper()
             pred, gold = ([e for e in side if e[1].strip().upper() == want] for side in (pred, gold))
-        return text.entity_counts(pred, gold, typed=typed)
+        return entity_counts(pred, gold, typed=typed)
 
     return item
 
@@ -186,7 +188,7 @@ def _entity_counts(typed: bool) -> Callable[[Item, dict], tuple[int, int, int]]:
 def _prf_agg(which: int) -> Callable[[list[Any], dict], tuple[float, float]]:
     def agg(values: list[Any], _: dict) -> tuple[float, float]:
         counts = np.array(values, dtype=float).reshape(-1, 3)
-        stat = lambda c: text.prf(*(int(x) for x in c.sum(axis=0)))[which]  # noqa: E731
+        stat = lambda c: prf(*(int(x) for x in c.sum(axis=0)))[which]  # noqa: E731
         return stat(counts), stats.bootstrap_stderr(stat, counts, iters=500)
 
     return agg

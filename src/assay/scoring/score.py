@@ -14,6 +14,7 @@ from typing import Any
 from assay.requests import GenerateResult, LoglikelihoodResult, RollingResult
 from assay.scoring import metrics as M
 from assay.scoring import text
+from assay.scoring.entities import entity_counts, prf
 from assay.scoring.code import check_many, code_job
 from assay.scoring.extract import extract, label_map, vote
 from assay.store.runs import RunStore
@@ -45,8 +46,8 @@ def _item_score(it: M.Item, primary: str | None = None) -> float:
         return sum(it.passed) / len(it.passed)
     x = it.extracted[0] if it.extracted else None
     if isinstance(it.target, (list, tuple)) and it.target and isinstance(it.target[0], dict):
-        tp, fp, fn = text.entity_counts(M._entity_list(x), M._entity_list(it.target), typed=False)
-        return text.prf(tp, fp, fn)[2] if (tp + fp + fn) else 1.0
+        tp, fp, fn = entity_counts(M._entity_list(x), M._entity_list(it.target), typed=False)
+        return prf(tp, fp, fn)[2] if (tp + fp + fn) else 1.0
     if isinstance(x, str) and isinstance(it.target, (list, tuple)):
         return text.token_f1(x, M._golds(it.target))
     return float(x is not None and str(x) == str(it.target))
