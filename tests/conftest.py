@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,15 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpro
         capture_output=True, text=True, timeout=timeout, cwd=cwd,
         env={**os.environ, "ASSAY_DATA_DIR": str(DATA), "COLUMNS": "200"},
     )
+
+
+@lru_cache(maxsize=1)
+def manifest(root: Path) -> dict[str, tuple[str, int]]:
+    """The shared data's MANIFEST.md file tables: path -> (sha256, example count)."""
+    out = {}
+    for line in (root / "MANIFEST.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+        sha = next((i for i, c in enumerate(cells) if re.fullmatch(r"[0-9a-f]{64}", c)), None)
+        if sha is not None and sha + 1 < len(cells) and re.fullmatch(r"[\d,]+", cells[sha + 1]):
+            out[cells[0]] = (cells[sha], int(cells[sha + 1].replace(",", "")))
+    return out

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import manifest, run_cli
 
 from assay.data.sources import load_documents
 from assay.evaluate import RunConfig, plan_tasks
@@ -42,15 +41,6 @@ NER_TYPES = {"conll2003": {"PER", "LOC", "ORG", "MISC"}, "wnut17": {"PER", "LOC"
              **{f"wikiann_{lang}": {"PER", "LOC", "ORG"} for lang in WIKIANN_LANGS}}
 
 
-@lru_cache(maxsize=1)
-def _manifest(root: Path) -> dict[str, tuple[str, int]]:
-    """path -> (sha256, example count), from the rows of MANIFEST.md's file tables."""
-    out = {}
-    for line in (root / "MANIFEST.md").read_text(encoding="utf-8").splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 5 and cells[0].startswith("`") and re.fullmatch(r"[\d,]+", cells[-1]):
-            out[cells[0].strip("`")] = (cells[-2].strip("`"), int(cells[-1].replace(",", "")))
-    return out
 
 
 def _plan(task: str, limit: int | None = 3):
@@ -93,11 +83,11 @@ def test_groups_and_families():
 def test_task_plans_on_the_whole_pinned_file_and_renders_every_prompt(task, data_dir):
     plan = _plan(task)
     spec = plan.spec
-    sha, count = _manifest(data_dir)[ALL[task]]
+    sha, count = manifest(data_dir)[ALL[task]]
     local = spec.dataset.local
     assert local is not None and local.path == ALL[task] and local.sha256 == sha
     for par in local.parallel:  # line files: the labels file is pinned too, with as many lines
-        assert (par.sha256, _manifest(data_dir)[par.path][1]) == (_manifest(data_dir)[par.path][0], count)
+        assert (par.sha256, manifest(data_dir)[par.path][1]) == (manifest(data_dir)[par.path][0], count)
     assert len(plan.docs.rows) == count
     assert len({r["_id"] for r in plan.docs.rows}) == count
     ids = [p.id for p in spec.prompts]
@@ -268,5 +258,5 @@ def test_smollm2_runs_qa_ner_and_classification(tmp_path, data_dir):
     assert {f"entity_f1[{t}]" for t in ("PER", "LOC", "ORG", "MISC")} <= set(ner)
     samples = [json.loads(line) for line in (out / "samples" / "smollm2-135m-instruct" / "conll2003.jsonl").read_text().splitlines()]
     assert len(samples) == 6 and all(isinstance(s["target"], list) and isinstance(s["extracted"], list) for s in samples)
-    assert doc["tasks"]["squad"]["dataset"]["revision"] == _manifest(data_dir)["squad/dev-v1.1.json.zip"][0]
+    assert doc["tasks"]["squad"]["dataset"]["revision"] == manifest(data_dir)["squad/dev-v1.1.json.zip"][0]
     assert "squad" in proc.stdout and "conll2003" in proc.stdout

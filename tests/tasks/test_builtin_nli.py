@@ -5,7 +5,6 @@ on the real data, every file is read whole (the MANIFEST's row counts and hashes
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from assay.evaluate import RunConfig, plan_tasks
 from assay.instances import build_instances
 from assay.tasks.registry import builtin_index
+from conftest import manifest
 
 SUPERGLUE = {"cb": "superglue/CB/val.jsonl", "rte": "superglue/RTE/val.jsonl", "boolq": "superglue/BoolQ/val.jsonl",
              "wic": "superglue/WiC/val.jsonl", "wsc": "superglue/WSC/val.jsonl"}
@@ -23,15 +23,6 @@ FILES = {**SUPERGLUE, **ANLI, **XNLI}
 NATIVE = ("fr", "de", "es", "ru", "zh")  # XNLI languages with prompts written in the language itself
 
 
-@lru_cache(maxsize=1)
-def _manifest(root: Path) -> dict[str, tuple[str, int]]:
-    """path -> (sha256, example count), from the rows of MANIFEST.md's file tables."""
-    out = {}
-    for line in (root / "MANIFEST.md").read_text(encoding="utf-8").splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 5 and cells[0].startswith("`") and re.fullmatch(r"[\d,]+", cells[-1]):
-            out[cells[0].strip("`")] = (cells[-2].strip("`"), int(cells[-1].replace(",", "")))
-    return out
 
 
 def _plan(task: str, limit: int | None = 3, prompts: tuple[str, ...] = ()):
@@ -52,7 +43,7 @@ def test_groups_and_names():
 def test_task_renders_every_prompt_on_the_whole_file(task, data_dir):
     plan = _plan(task)
     spec = plan.spec
-    sha, count = _manifest(data_dir)[FILES[task]]
+    sha, count = manifest(data_dir)[FILES[task]]
     assert spec.dataset.local is not None and spec.dataset.local.path == FILES[task]
     assert spec.dataset.local.sha256 == sha
     assert spec.dataset.hub is not None

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import manifest, run_cli
 
 from assay.errors import TaskError
 from assay.evaluate import RunConfig, plan_tasks
@@ -57,15 +57,6 @@ FILES: dict[str, tuple[str, int]] = {
 BBH_TEXT_TARGETS = {("movie_recommendation", "163"), ("ruin_names", "99"), ("ruin_names", "144")}
 
 
-@lru_cache(maxsize=1)
-def _manifest(root: Path) -> dict[str, tuple[str, int]]:
-    """path -> (sha256, example count), from the rows of MANIFEST.md's file tables."""
-    out = {}
-    for line in (root / "MANIFEST.md").read_text(encoding="utf-8").splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 5 and cells[0].startswith("`") and re.fullmatch(r"[\d,]+", cells[4]):
-            out[cells[0].strip("`")] = (cells[3].strip("`"), int(cells[4].replace(",", "")))
-    return out
 
 
 @lru_cache(maxsize=None)
@@ -92,7 +83,7 @@ def test_task_renders_on_the_whole_file(task, data_dir):
     plan = _plan(task)
     spec = plan.spec
     path, left_out = FILES[task]
-    sha, count = _manifest(data_dir)[path]
+    sha, count = manifest(data_dir)[path]
     assert spec.dataset.local is not None and spec.dataset.local.path == path and spec.dataset.local.sha256 == sha
     assert len(plan.docs.rows) == count - left_out
     assert len({r["_id"] for r in plan.docs.rows}) == len(plan.docs.rows)
