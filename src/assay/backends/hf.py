@@ -23,6 +23,7 @@ except ImportError as exc:  # pragma: no cover - guarded by the registry
 
 from assay.backends.base import Capabilities, ModelInfo
 from assay.backends.common import TokenScoring, _CACHE, file_sha256, fingerprint, trim_at_stop
+from assay.backends.hf_load import LOAD_ARGS, LoadOptions, attach_adapter, check_gpu_needs, checkpoint_quant_method, quantization
 from assay.backends.registry import ModelSpec, resolve_path
 from assay.errors import BackendError, ConfigError
 from assay.prompts.chat import ChatTemplate
@@ -31,7 +32,7 @@ from assay.requests import (
     GenerateResult,
 )
 
-_ARGS = {"dtype", "max_length", "revision", "trust_remote_code", "n_threads", "batch_tokens"}
+_ARGS = {"dtype", "max_length", "revision", "trust_remote_code", "n_threads", "batch_tokens"} | LOAD_ARGS
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
 
 
@@ -82,7 +83,8 @@ class _StopStrings(transformers.StoppingCriteria):
 
 
 class HFBackend(TokenScoring):
-    """``hf:MODEL[,dtype=float32,max_length=N,revision=R,n_threads=N,batch_tokens=N]``"""
+    """``hf:MODEL[,dtype=float32,max_length=N,revision=R,n_threads=N,batch_tokens=N,adapter=PEFT,
+    merge=true,device_map=auto|cpu|cuda:N,load_in_8bit=true,load_in_4bit=true]``"""
 
     def __init__(self, spec: ModelSpec):
         unknown = set(spec.args) - _ARGS
@@ -94,6 +96,7 @@ class HFBackend(TokenScoring):
         if "n_threads" in spec.args:
             torch.set_num_threads(int(spec.args["n_threads"]))
         self.batch_tokens = int(spec.args.get("batch_tokens", 4096))
+        opts = LoadOptions.parse(spec.text, spec.args)
         path = resolve_path(spec)
         kwargs: dict = {}
         gguf_cache: Path | None = None
@@ -115,15 +118,26 @@ class HFBackend(TokenScoring):
             kwargs["revision"] = spec.args.get("revision")
             identity = ("hub", spec.target, spec.args.get("revision"))
         trust = bool(spec.args.get("trust_remote_code", False))
+        quant_method = None if "gguf_file" in kwargs else checkpoint_quant_method(where, path, kwargs.get("revision"), trust)
+        check_gpu_needs(spec.target, opts, quant_method)  # before any weights are read
         try:
             self.tok = AutoTokenizer.from_pretrained(where, trust_remote_code=trust, **kwargs)
             self.model = AutoModelForCausalLM.from_pretrained(
-                where, dtype=_DTYPES[dtype_name], trust_remote_code=trust, **kwargs
+                where, dtype=_DTYPES[dtype_name], trust_remote_code=trust, **kwargs, **opts.model_kwargs()
             )
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        except (OSError, ValueError, RuntimeError, KeyError, ImportError) as exc:
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BackendError(f"{spec.target}: transformers cannot load this model: {msg}") from exc
         self.model.eval()
+        extra: dict = {}
+        if opts.adapter is not None:
+            self.model, extra = attach_adapter(self.model, where if path is not None else spec.target, opts)
+        quant = quantization(opts, quant_method)
+        if quant is not None:
+            extra["quantization"] = quant
+        if opts.device_map is not None:
+            extra["device_map"] = opts.device_map
+        self.device = self.model.device
         if gguf_cache is not None:
             _save_dequantised(self.model, self.tok, gguf_cache)
         if identity[0] == "hub":
@@ -138,8 +152,9 @@ class HFBackend(TokenScoring):
         self.info = ModelInfo(
             name=spec.target,
             backend="hf",
-            fingerprint=fingerprint("hf", identity, dtype_name, transformers.__version__, torch.__version__),
-            args={"source": where, **kwargs, "dtype": dtype_name, "transformers": transformers.__version__, "torch": torch.__version__, **spec.args},
+            # plain loads keep their old fingerprint; an adapter or quantisation adds to it
+            fingerprint=fingerprint("hf", identity, dtype_name, transformers.__version__, torch.__version__, *([extra] if extra else [])),
+            args={"source": where, **kwargs, "dtype": dtype_name, "transformers": transformers.__version__, "torch": torch.__version__, **spec.args, **extra},
         )
 
     # -- tokens ---------------------------------------------------------------------------
@@ -186,8 +201,9 @@ class HFBackend(TokenScoring):
                 ids[j, width - len(seq):] = torch.tensor(seq)
                 mask[j, width - len(seq):] = 1
             pos = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=keep).logits
-            logp = torch.log_softmax(logits.float(), dim=-1)
+            dev = self.device
+            logits = self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev), logits_to_keep=keep).logits
+            logp = torch.log_softmax(logits.float(), dim=-1).cpu()
             for j, i in enumerate(group):
                 targets = rows[i][1]
                 lp = logp[j, keep - len(targets):]
@@ -252,7 +268,7 @@ class HFBackend(TokenScoring):
         if r0.until:
             kwargs["stopping_criteria"] = transformers.StoppingCriteriaList([_StopStrings(self.tok, r0.until, width)])
         try:
-            out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+            out = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **kwargs).cpu()
         except (RuntimeError, ValueError) as exc:
             raise BackendError(f"transformers generation failed: {exc}") from exc
         results = []

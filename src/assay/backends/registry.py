@@ -23,9 +23,10 @@ BACKENDS: dict[str, str] = {
     "llamacpp": "assay.backends.llamacpp:LlamaCppBackend",
     "hf": "assay.backends.hf:HFBackend",
     "replay": "assay.backends.replay:ReplayBackend",
+    "openai": "assay.backends.openai:OpenAIBackend",
 }
 
-_EXTRAS = {"llamacpp": ("llamacpp", "llama_cpp"), "hf": ("hf", "transformers")}  # backend -> (extra, module)
+_EXTRAS = {"llamacpp": ("llamacpp", "llama_cpp"), "hf": ("hf", "transformers"), "openai": ("openai", "httpx")}  # backend -> (extra, module)
 
 
 def _package_file(package: str, rel: str, pip_name: str) -> Path:
@@ -163,6 +164,24 @@ def backend_class(name: str) -> type:
     return getattr(importlib.import_module(module), attr)
 
 
+def _is_encoder_decoder(spec: ModelSpec) -> bool:
+    """Whether an ``hf`` checkpoint (folder or hub id, not a GGUF or an alias) is an
+    encoder-decoder (mT0/mT5, T5, BART), read from its config alone."""
+    if spec.target in ALIASES or spec.target.endswith(".gguf"):
+        return False
+    from transformers import AutoConfig
+
+    try:
+        cfg = AutoConfig.from_pretrained(
+            spec.target, revision=spec.args.get("revision"), trust_remote_code=bool(spec.args.get("trust_remote_code", False))
+        )
+    except (OSError, ValueError, KeyError):  # the causal backend reports what is wrong
+        return False
+    return bool(getattr(cfg, "is_encoder_decoder", False))
+
+
 def load_backend(spec: ModelSpec) -> Any:
     cls = backend_class(spec.backend)
+    if spec.backend == "hf" and _is_encoder_decoder(spec):
+        cls = importlib.import_module("assay.backends.hf_seq2seq").HFSeq2SeqBackend
     return cls(spec)
