@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 try:
     import torch
@@ -82,7 +83,78 @@ class _StopStrings(transformers.StoppingCriteria):
         return torch.tensor([any(s in t for s in self.until) for t in texts], dtype=torch.bool, device=input_ids.device)
 
 
-class HFBackend(TokenScoring):
+class _HFGeneration:
+    """Generation shared by the causal and the encoder-decoder ``hf`` backends: one
+    ``model.generate`` call per distinct decoding setting, stop ids, explicit sampling
+    settings, and the trimming of each row's new tokens. A backend provides ``model``, ``tok``,
+    ``pad`` and ``_generate_group``."""
+
+    model: Any
+    tok: Any
+    pad: int
+
+    def _generate_group(self, reqs: list[GenerateRequest]) -> list[GenerateResult]: ...
+
+    def _stop_ids(self, r: GenerateRequest) -> list[int]:
+        """Token ids that end this request: the model's end-of-generation tokens, the request's
+        ``until_ids``, and stop strings that are one added (special) token of this tokenizer,
+        so that ``<|end_of_turn|>`` stops even where decoding would hide it."""
+        eos = self.model.generation_config.eos_token_id
+        ids = list(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        added = self.tok.get_added_vocab()
+        ids += [added[s] for s in r.until if s in added]
+        ids += list(r.until_ids)
+        return list(dict.fromkeys(ids))
+
+    @torch.inference_mode()
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
+        results: list[GenerateResult | None] = [None] * len(requests)
+        # one call per distinct decoding setting (stops included); sampled requests one at a
+        # time, each with its own seed, so a sample never depends on what else is in the batch
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(requests):
+            key = (r.max_tokens, r.temperature, r.top_p, r.top_k, r.repetition_penalty, r.until, r.until_ids, i if r.temperature > 0 else -1)
+            groups.setdefault(key, []).append(i)
+        for idxs in groups.values():
+            for i, res in zip(idxs, self._generate_group([requests[i] for i in idxs])):
+                results[i] = res
+        return results  # type: ignore[return-value]
+
+    def _generate_kwargs(self, r0: GenerateRequest, stop_ids: list[int], prompt_width: int) -> dict:
+        kwargs: dict = dict(
+            max_new_tokens=r0.max_tokens, min_new_tokens=0, pad_token_id=self.pad, eos_token_id=stop_ids or None,
+            repetition_penalty=r0.repetition_penalty,
+        )
+        if r0.temperature > 0:
+            torch.manual_seed(r0.sampling_seed)
+            # every sampling setting explicit: the model's generation_config never adds its own
+            kwargs.update(do_sample=True, temperature=r0.temperature, top_p=r0.top_p, top_k=r0.top_k, min_p=None, typical_p=1.0)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if r0.until:
+            kwargs["stopping_criteria"] = transformers.StoppingCriteriaList([_StopStrings(self.tok, r0.until, prompt_width)])
+        return kwargs
+
+    def _results(self, reqs: list[GenerateRequest], rows: list[list[int]], stop_ids: list[int]) -> list[GenerateResult]:
+        """Each row's new tokens, cut at the first stop id (also the padding of a row that ended
+        early: pad is often EOS) and at the first stop string."""
+        results = []
+        stop_set = set(stop_ids)
+        for r, new in zip(reqs, rows):
+            n = len(new)
+            for k, t in enumerate(new):
+                if t in stop_set:
+                    n = k
+                    break
+            else:  # in a batch, a row that ended on a stop string is padded while others go on
+                while len(reqs) > 1 and n and new[n - 1] == self.pad:
+                    n -= 1
+            text, stopped = trim_at_stop(self.tok.decode(new[:n], skip_special_tokens=False), r.until)
+            results.append(GenerateResult(text, n, "stop" if stopped or n < len(new) else "length"))
+        return results
+
+
+class HFBackend(_HFGeneration, TokenScoring):
     """``hf:MODEL[,dtype=float32,max_length=N,revision=R,n_threads=N,batch_tokens=N,adapter=PEFT,
     merge=true,device_map=auto|cpu|cuda:N,load_in_8bit=true,load_in_4bit=true]``"""
 
@@ -213,32 +285,7 @@ class HFBackend(TokenScoring):
                 out[i] = (total, greedy)
         return out  # type: ignore[return-value]
 
-    # -- generation ---------------------------------------------------------------------------
-    def _stop_ids(self, r: GenerateRequest) -> list[int]:
-        """Token ids that end this request: the model's end-of-generation tokens, the request's
-        ``until_ids``, and stop strings that are one added (special) token of this tokenizer,
-        so that ``<|end_of_turn|>`` stops even where decoding would hide it."""
-        eos = self.model.generation_config.eos_token_id
-        ids = list(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-        added = self.tok.get_added_vocab()
-        ids += [added[s] for s in r.until if s in added]
-        ids += list(r.until_ids)
-        return list(dict.fromkeys(ids))
-
-    @torch.inference_mode()
-    def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
-        results: list[GenerateResult | None] = [None] * len(requests)
-        # one call per distinct decoding setting (stops included); sampled requests one at a
-        # time, each with its own seed, so a sample never depends on what else is in the batch
-        groups: dict[tuple, list[int]] = {}
-        for i, r in enumerate(requests):
-            key = (r.max_tokens, r.temperature, r.top_p, r.top_k, r.repetition_penalty, r.until, r.until_ids, i if r.temperature > 0 else -1)
-            groups.setdefault(key, []).append(i)
-        for idxs in groups.values():
-            for i, res in zip(idxs, self._generate_group([requests[i] for i in idxs])):
-                results[i] = res
-        return results  # type: ignore[return-value]
-
+    # -- generation (batching, stops and decoding: _HFGeneration) -------------------------------
     def _generate_group(self, reqs: list[GenerateRequest]) -> list[GenerateResult]:
         r0 = reqs[0]
         room = self.max_length - r0.max_tokens
@@ -255,39 +302,12 @@ class HFBackend(TokenScoring):
             ids[j, width - len(s):] = torch.tensor(s)
             mask[j, width - len(s):] = 1
         stop_ids = self._stop_ids(r0)
-        kwargs: dict = dict(
-            max_new_tokens=r0.max_tokens, min_new_tokens=0, pad_token_id=self.pad, eos_token_id=stop_ids or None,
-            repetition_penalty=r0.repetition_penalty,
-        )
-        if r0.temperature > 0:
-            torch.manual_seed(r0.sampling_seed)
-            # every sampling setting explicit: the model's generation_config never adds its own
-            kwargs.update(do_sample=True, temperature=r0.temperature, top_p=r0.top_p, top_k=r0.top_k, min_p=None, typical_p=1.0)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if r0.until:
-            kwargs["stopping_criteria"] = transformers.StoppingCriteriaList([_StopStrings(self.tok, r0.until, width)])
+        kwargs = self._generate_kwargs(r0, stop_ids, width)
         try:
             out = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **kwargs).cpu()
         except (RuntimeError, ValueError) as exc:
             raise BackendError(f"transformers generation failed: {exc}") from exc
-        results = []
-        stop_set = set(stop_ids)
-        for j, r in enumerate(reqs):
-            new = out[j, width:].tolist()
-            n = len(new)
-            for k, t in enumerate(new):
-                if t in stop_set:  # also the padding of a row that ended early (pad is often EOS)
-                    n = k
-                    break
-            else:  # in a batch, a row that ended on a stop string is padded while others go on
-                while len(reqs) > 1 and n and new[n - 1] == self.pad:
-                    n -= 1
-            text = self.tok.decode(new[:n], skip_special_tokens=False)
-            text, stopped = trim_at_stop(text, r.until)
-            finish = "stop" if stopped or n < len(new) else "length"
-            results.append(GenerateResult(text, n, finish))
-        return results
+        return self._results(reqs, [out[j, width:].tolist() for j in range(len(reqs))], stop_ids)
 
     def chat_template(self) -> ChatTemplate | None:
         src = getattr(self.tok, "chat_template", None)

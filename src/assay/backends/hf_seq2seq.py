@@ -35,8 +35,8 @@ except ImportError as exc:  # pragma: no cover - guarded by the registry
     raise MissingDependency("the 'hf' backend", "hf", "transformers") from exc
 
 from assay.backends.base import Capabilities, ModelInfo
-from assay.backends.common import fingerprint, rolling_windows, trim_at_stop
-from assay.backends.hf import _DTYPES, _StopStrings, _local_fingerprint
+from assay.backends.common import fingerprint, rolling_windows
+from assay.backends.hf import _DTYPES, _HFGeneration, _local_fingerprint
 from assay.backends.registry import ModelSpec, resolve_path
 from assay.errors import BackendError, ConfigError
 from assay.prompts.chat import ChatTemplate
@@ -54,7 +54,7 @@ Row = tuple[list[int], list[int], list[int]]  # encoder ids, decoder input ids, 
 _ARGS = {"dtype", "max_length", "revision", "trust_remote_code", "n_threads", "batch_tokens"}
 
 
-class HFSeq2SeqBackend:
+class HFSeq2SeqBackend(_HFGeneration):
     """``hf:MODEL[,dtype=float32,max_length=N,revision=R,n_threads=N,batch_tokens=N]`` for an
     encoder-decoder checkpoint."""
 
@@ -195,61 +195,17 @@ class HFSeq2SeqBackend:
             counts[i] += len(row[2])
         return [RollingResult(s, c) for s, c in zip(sums, counts)]
 
-    # -- generation ---------------------------------------------------------------------------
-    def _stop_ids(self, r: GenerateRequest) -> list[int]:
-        eos = self.model.generation_config.eos_token_id
-        ids = list(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-        added = self.tok.get_added_vocab()
-        ids += [added[s] for s in r.until if s in added]
-        ids += list(r.until_ids)
-        return list(dict.fromkeys(ids))
-
-    @torch.inference_mode()
-    def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
-        results: list[GenerateResult | None] = [None] * len(requests)
-        groups: dict[tuple, list[int]] = {}
-        for i, r in enumerate(requests):  # sampled requests one at a time, each with its seed
-            key = (r.max_tokens, r.temperature, r.top_p, r.top_k, r.repetition_penalty, r.until, r.until_ids, i if r.temperature > 0 else -1)
-            groups.setdefault(key, []).append(i)
-        for idxs in groups.values():
-            for i, res in zip(idxs, self._generate_group([requests[i] for i in idxs])):
-                results[i] = res
-        return results  # type: ignore[return-value]
-
+    # -- generation (batching, stops and decoding: _HFGeneration) -------------------------------
     def _generate_group(self, reqs: list[GenerateRequest]) -> list[GenerateResult]:
         r0 = reqs[0]
         ids, mask = self._pad([self._encoder_ids(r.context, r.special) for r in reqs], self.pad)
         stop_ids = self._stop_ids(r0)
-        kwargs: dict = dict(
-            max_new_tokens=r0.max_tokens, min_new_tokens=0, pad_token_id=self.pad, eos_token_id=stop_ids or None,
-            decoder_start_token_id=self.start, repetition_penalty=r0.repetition_penalty,
-        )
-        if r0.temperature > 0:
-            torch.manual_seed(r0.sampling_seed)
-            kwargs.update(do_sample=True, temperature=r0.temperature, top_p=r0.top_p, top_k=r0.top_k, min_p=None, typical_p=1.0)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if r0.until:
-            kwargs["stopping_criteria"] = transformers.StoppingCriteriaList([_StopStrings(self.tok, r0.until, 1)])
+        kwargs = self._generate_kwargs(r0, stop_ids, 1) | {"decoder_start_token_id": self.start}
         try:
             out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
         except (RuntimeError, ValueError) as exc:
             raise BackendError(f"transformers generation failed: {exc}") from exc
-        results = []
-        stop_set = set(stop_ids)
-        for j, r in enumerate(reqs):
-            new = out[j, 1:].tolist()  # after the decoder start token
-            n = len(new)
-            for k, t in enumerate(new):
-                if t in stop_set:
-                    n = k
-                    break
-            else:  # in a batch, a row that ended on a stop string is padded while others go on
-                while len(reqs) > 1 and n and new[n - 1] == self.pad:
-                    n -= 1
-            text, stopped = trim_at_stop(self.tok.decode(new[:n], skip_special_tokens=False), r.until)
-            results.append(GenerateResult(text, n, "stop" if stopped or n < len(new) else "length"))
-        return results
+        return self._results(reqs, [out[j, 1:].tolist() for j in range(len(reqs))], stop_ids)  # after the decoder start
 
     def chat_template(self) -> ChatTemplate | None:
         src = getattr(self.tok, "chat_template", None)
