@@ -72,6 +72,7 @@ GEN_CHANGES = {
     "sample_index": 1,
     "special": True,
     "until_ids": (32000,),
+    "images": ("img:0123",),
 }
 
 
@@ -188,3 +189,18 @@ def test_request_length():
     assert request_length(LoglikelihoodRequest("abc", " de")) == 6
     assert request_length(RollingRequest("hello")) == 5
     assert request_length(GenerateRequest("ab", max_tokens=10)) == 42
+
+
+def test_text_only_keys_are_the_ones_stored_before_images_existed():
+    # keys computed with the request module of commit c72e1cf (before the `images` field)
+    assert request_key(LoglikelihoodRequest("Question: 2+2?\nAnswer:", " 4")) == "r1:0e57a6b842d6a18060f500d57670b0f9"
+    g = GenerateRequest("Say hi", ("\n",), 16, 0.7, 0.9, 40, 1.1, 3, 2, True, (7,))
+    assert request_key(g) == "r1:500de3036e8a54b1a4f90746e07359cd"
+
+
+def test_images_are_part_of_the_key():
+    base = LoglikelihoodRequest("<image>Caption:", " a red circle")
+    a = LoglikelihoodRequest("<image>Caption:", " a red circle", images=("img:aa",))
+    b = LoglikelihoodRequest("<image>Caption:", " a red circle", images=("img:bb",))
+    assert len({request_key(base), request_key(a), request_key(b)}) == 3
+    assert request_key(a) == request_key(LoglikelihoodRequest("<image>Caption:", " a red circle", images=("img:aa",)))

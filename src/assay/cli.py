@@ -135,6 +135,7 @@ def _cmd_export(a: argparse.Namespace) -> int:
 
 def _cmd_ls(a: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -167,7 +168,7 @@ def _cmd_ls(a: argparse.Namespace) -> int:
     else:
         import importlib.util
 
-        from assay.backends.registry import ALIASES, BACKENDS, _EXTRAS
+        from assay.backends.registry import ALIASES, BACKEND_INFO, BACKENDS, _EXTRAS
 
         t = Table(title="model aliases")
         for col in ("alias", "default backend", "what"):
@@ -175,13 +176,16 @@ def _cmd_ls(a: argparse.Namespace) -> int:
         for al in ALIASES.values():
             t.add_row(al.name, al.backend, al.description)
         console.print(t)
-        b = Table(title="backends")
-        for col in ("backend", "installed", "serves"):
+        b = Table(title=escape("backends (model: [backend:]target[,key=value...])"))
+        for col in ("backend", "installed", "log-likelihood", "rolling", "generate", "images"):
             b.add_column(col)
         for name in BACKENDS:
-            ok = importlib.util.find_spec(_EXTRAS[name][1]) is not None
-            b.add_row(name, "yes" if ok else f"no: pip install 'assay[{_EXTRAS[name][0]}]'", "loglikelihood, rolling, generate")
+            ok = name not in _EXTRAS or importlib.util.find_spec(_EXTRAS[name][1]) is not None
+            i = BACKEND_INFO[name]
+            b.add_row(name, "yes" if ok else escape(f"no: pip install 'assay[{_EXTRAS[name][0]}]'"), i.loglikelihood, i.rolling, i.generate, i.images)
         console.print(b)
+        for name in BACKENDS:
+            console.print(f"  [bold]{name}[/]: {BACKEND_INFO[name].what}")
     return 0
 
 

@@ -21,20 +21,23 @@ from typing import Any
 from assay.backends.base import Origin
 from assay.backends.registry import ModelSpec, load_backend, parse_model
 from assay.data.sources import Documents, data_dir, load_documents
+from assay.data.sources import _resolve as resolve_path
 from assay.errors import BackendError, ConfigError, TaskError, UnknownNameError
-from assay.instances import Instance, build_instances
+from assay.instances import Instance, attach_images, build_instances
 from assay.prompts.chat import ChatTemplate, apply_format, choose_format
 from assay.reports.terminal import UI
-from assay.requests import GenerateRequest, LoglikelihoodRequest, Request, RollingRequest, canonical_json, request_key
+from assay.requests import IMAGE, GenerateRequest, LoglikelihoodRequest, Request, RollingRequest, canonical_json, request_key
 from assay.schedule.scheduler import execute, pending
 from assay.scoring.extract import check_extract
 from assay.scoring.metrics import check_metrics
 from assay.scoring.score import score_task
 from assay.store.runs import RunStore
 from assay.tasks import registry
-from assay.tasks.spec import TaskSpec, template_hash
+from assay.tasks.spec import DatasetSpec, TaskSpec, template_hash
 
 RESULTS_NAME = "results.json"
+# the request kind each output type needs
+REQUEST_KIND = {"multiple_choice": "loglikelihood", "loglikelihood": "loglikelihood", "match": "loglikelihood", "rolling": "rolling", "generate": "generate"}
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,11 @@ def _labels(models: list[ModelSpec]) -> list[str]:
     return out
 
 
+def _image_base(ds: DatasetSpec, root: Path) -> Path | None:
+    """Where a dataset's relative image paths start: its local file's folder."""
+    return resolve_path(ds.local.path, root).parent if ds.local is not None else None
+
+
 def plan_task(spec: TaskSpec, path: Path, root: Path, limit: int | None = None, prompt_ids: tuple[str, ...] = ()) -> TaskPlan:
     """Validate one task and render its instances (the few-shot source included)."""
     check_metrics(spec.task, spec.output_type, spec.metrics)
@@ -97,6 +105,13 @@ def plan_task(spec: TaskSpec, path: Path, root: Path, limit: int | None = None, 
         pool = load_documents(spec.splits[spec.fewshot.split], spec.fewshot.split, root, f"task {spec.task} few-shot").rows
     elif spec.fewshot.k and len(pool) <= spec.fewshot.k:
         raise TaskError(f"task {spec.task}: {spec.fewshot.k}-shot from the evaluation split needs more than {spec.fewshot.k} documents")
+    if spec.images is not None:  # image ids for the rows used (and the few-shot pool)
+        attach_images(spec, rows, _image_base(spec.dataset, root), f"task {spec.task}")
+        if spec.fewshot.k and not spec.fewshot.text_only:
+            ds = spec.splits[spec.fewshot.split] if spec.fewshot.split else spec.dataset
+            attach_images(spec, pool, _image_base(ds, root), f"task {spec.task} few-shot")
+        elif spec.fewshot.k and spec.fewshot.sampler == "rices":
+            raise TaskError(f"task {spec.task}: fewshot.sampler 'rices' compares images; it cannot pick text-only examples")
     plan = TaskPlan(spec, path, docs)
     plan.instances = build_instances(spec, rows, prompts, pool if spec.fewshot.k else None)
     return plan
@@ -114,18 +129,21 @@ def plan_tasks(cfg: RunConfig) -> list[TaskPlan]:
 
 
 def _requests(spec: TaskSpec, context: str, inst: Instance, special: bool, stops: tuple[str, ...]) -> list[Request]:
+    images = inst.images
+    if spec.output_type == "match":  # image i (its own context) × caption j, row-major
+        return [LoglikelihoodRequest(context, f"{spec.target_delimiter}{c}", special, (img,)) for img in images for c in inst.choices]
     if spec.output_type == "multiple_choice":
-        return [LoglikelihoodRequest(context, f"{spec.target_delimiter}{c}", special) for c in inst.choices]
+        return [LoglikelihoodRequest(context, f"{spec.target_delimiter}{c}", special, images) for c in inst.choices]
     if spec.output_type == "rolling":
         return [RollingRequest(context)]
     if spec.output_type == "loglikelihood":
-        return [LoglikelihoodRequest(context, f"{spec.target_delimiter}{inst.target}", special)]
+        return [LoglikelihoodRequest(context, f"{spec.target_delimiter}{inst.target}", special, images)]
     g = spec.generation
     until = tuple(dict.fromkeys(list(g.until) + list(stops)))
     return [
         GenerateRequest(
             context, until, g.max_tokens, g.temperature, g.top_p, g.top_k, g.repetition_penalty, g.seed,
-            sample_index=i if g.temperature > 0 else 0, special=special, until_ids=tuple(g.stop_token_ids),
+            sample_index=i if g.temperature > 0 else 0, special=special, until_ids=tuple(g.stop_token_ids), images=images,
         )
         for i in range(g.n)
     ]
@@ -149,6 +167,22 @@ def _task_info(plan: TaskPlan, formats: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _jsonable(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document as stored with its instance: pictures and bytes (hub image features)
+    are replaced by a short note; their ids are in the instance's ``images``."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, (bytes, bytearray)) or (hasattr(v, "save") and hasattr(v, "mode")):
+            return f"<{type(v).__name__}>"
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return clean(doc)
+
+
 def _bind_origins(backend: Any, spec: TaskSpec, inst: Instance, used: set[str], keys: list[str]) -> bool:
     """For a backend that serves stored answers (``replay``): tell it which item each request
     answers; False when the item has no answer and is left out. Other backends: True."""
@@ -167,9 +201,13 @@ def _bind_origins(backend: Any, spec: TaskSpec, inst: Instance, used: set[str], 
 def _register_model(store: RunStore, label: str, backend: Any, plans: list[TaskPlan], cfg: RunConfig, ui: UI) -> dict[str, Request]:
     tpl: ChatTemplate | None = backend.chat_template()
     for plan in plans:
-        kind = {"multiple_choice": "loglikelihood", "loglikelihood": "loglikelihood", "rolling": "rolling", "generate": "generate"}[plan.spec.output_type]
+        kind = REQUEST_KIND[plan.spec.output_type]
         if not backend.capabilities.supports(kind):
             raise BackendError(f"model {label} ({backend.info.backend}) cannot serve {kind} requests needed by task {plan.spec.task}")
+        if plan.spec.images is not None and not backend.capabilities.images:
+            raise BackendError(
+                f"model {label} ({backend.info.backend}) reads no images, and task {plan.spec.task} shows images: use a vision-language model (e.g. hf:HuggingFaceM4/idefics-9b-instruct)"
+            )
     all_requests: dict[str, Request] = {}
     for plan in plans:
         spec = plan.spec
@@ -192,12 +230,17 @@ def _register_model(store: RunStore, label: str, backend: Any, plans: list[TaskP
                 context: Any = contexts
             else:
                 context = fmt(inst.query)
+                want = 1 if spec.output_type == "match" else len(inst.images)
+                if spec.images is not None and context.count(IMAGE) != want:
+                    raise TaskError(f"task {spec.task}, prompt {inst.prompt_id}: the {choice.name} chat format left {context.count(IMAGE)} of {want} {IMAGE} placeholder(s)")
                 reqs = _requests(spec, context, inst, chat, choice.stop)
             keys = [request_key(r) for r in reqs]
             if not _bind_origins(backend, spec, inst, used, keys):
                 continue
             all_requests.update(zip(keys, reqs))
-            data = {"prompt": context, "query": inst.query, "shots": inst.shots, "choices": inst.choices, "target": inst.target, "doc": inst.doc, "chat_format": choice.name}
+            data = {"prompt": context, "query": inst.query, "shots": inst.shots, "choices": inst.choices, "target": inst.target, "doc": _jsonable(inst.doc), "chat_format": choice.name}
+            if inst.images:
+                data["images"] = inst.images
             rows.append((inst.prompt_id, inst.doc_id, json.loads(canonical_json(data)), keys))
         if hasattr(backend, "answers") and len(rows) < len(plan.instances):
             ui.note(f"  {spec.task}: {len(rows)} of {len(plan.instances)} items have an answer; the others are left out")

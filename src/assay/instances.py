@@ -6,12 +6,15 @@ instances become requests (``build_requests``).
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from assay.data import images as image_store
 from assay.errors import TaskError
+from assay.requests import IMAGE
 from assay.tasks import render
+from assay.tasks.fewshot import Rices, embedding, pick_random
 from assay.tasks.spec import PromptSpec, TaskSpec
 
 
@@ -26,6 +29,36 @@ class Instance:
     target: Any = None  # choice index for multiple choice; answer(s) for generation
     preamble: str = ""  # shown once, before the few-shot examples
     doc: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # image ids in the order their <image> placeholders appear: the shots' images, then the
+    # document's (a match task: the document's N images, one context each)
+    images: tuple[str, ...] = ()
+
+
+def attach_images(spec: TaskSpec, rows: list[dict[str, Any]], base: Path | None, what: str) -> None:
+    """Give every row its image ids (``_images``) from the task's ``images`` expression;
+    relative paths resolve against ``base``, the data file's folder."""
+    if spec.images is None:
+        return
+    for row in rows:
+        if "_images" in row:
+            continue
+        where = f"{what}, row {row.get('_id')}"
+        value = render.evaluate(spec.images, row, spec.vars, f"{where}, images")
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        if not values or any(v is None for v in values):
+            raise TaskError(f"{where}: 'images' gives no image ({value!r})")
+        row["_images"] = tuple(image_store.register(v, base, where) for v in values)
+
+
+def _check_placeholders(text: str, n: int, what: str) -> None:
+    found = text.count(IMAGE)
+    if found != n:
+        raise TaskError(f"{what}: the prompt has {found} {IMAGE} placeholder(s) for {n} image(s)")
+
+
+def _drop_images(text: str) -> str:
+    """A text-only example: the prompt without its image placeholders."""
+    return "\n".join(" ".join(line.replace(IMAGE, " ").split()) for line in text.split("\n")).strip()
 
 
 def _choices(spec: TaskSpec, p: PromptSpec, doc: dict, what: str) -> tuple[str, ...]:
@@ -97,31 +130,47 @@ def build_instances(
     """
     k = spec.fewshot.k
     pool = list(fewshot_pool if fewshot_pool is not None else docs)
-    if spec.fewshot.sampler == "random":
-        pool.sort(key=lambda d: d["_id"])  # the draw must not depend on the order of the rows
+    if spec.fewshot.sampler != "first_n":
+        pool.sort(key=lambda d: d["_id"])  # the choice must not depend on the order of the rows
     if k and len(pool) <= k and fewshot_pool is None:
         raise TaskError(f"task {spec.task}: {k}-shot needs more than {k} documents in the split")
+    rices = Rices(embedding(spec.fewshot.embedding, spec.task), spec.task) if k and spec.fewshot.sampler == "rices" else None
+    with_images = spec.images is not None
     out: list[Instance] = []
     for p in prompts:
         rendered_pool: dict[str, tuple[str, str]] = {}
         for doc in docs:
+            what = f"task {spec.task}, prompt {p.id}, row {doc['_id']}"
             query, choices, target = _render_doc(spec, p, doc)
+            doc_images: tuple[str, ...] = doc.get("_images", ()) if with_images else ()
+            if spec.output_type == "match":
+                _check_placeholders(query, 1, what + " (a match prompt shows one image)")
+                if len(doc_images) != len(choices):
+                    raise TaskError(f"{what}: a match item needs as many captions as images, got {len(choices)} and {len(doc_images)}")
+            elif with_images:
+                _check_placeholders(query, len(doc_images), what)
             shots: tuple[tuple[str, str], ...] = ()
+            shot_images: tuple[str, ...] = ()
             if k:
                 candidates = [d for d in pool if d != doc]
                 if spec.fewshot.sampler == "first_n":
                     picked = candidates[:k]
+                elif rices is not None:
+                    picked = rices.pick(doc, candidates, k)
                 else:
-                    rng = random.Random(f"{spec.fewshot.seed}:{doc['_id']}")
-                    picked = rng.sample(candidates, min(k, len(candidates)))
+                    picked = pick_random(doc, candidates, k, spec.fewshot.seed)
                 shot_list = []
                 for d in picked:
                     if d["_id"] not in rendered_pool:
                         q, c, t = _render_doc(spec, p, d)
                         a = render.render(p.shot_answer, d, spec.vars, f"task {spec.task}, prompt {p.id} shot_answer, row {d['_id']}") if p.shot_answer else answer_text(spec, c, t)
-                        rendered_pool[d["_id"]] = (q, a)
+                        rendered_pool[d["_id"]] = (_drop_images(q) if spec.fewshot.text_only else q, a)
                     shot_list.append(rendered_pool[d["_id"]])
+                    if with_images and not spec.fewshot.text_only:
+                        shot_images += tuple(d.get("_images", ()))
                 shots = tuple(shot_list)
             preamble = render.render(p.preamble, doc, spec.vars, f"task {spec.task}, prompt {p.id} preamble") if p.preamble else ""
-            out.append(Instance(spec.task, p.id, doc["_id"], query, shots, choices, target, preamble, doc))
+            if with_images:
+                _check_placeholders(preamble, 0, what + " preamble")
+            out.append(Instance(spec.task, p.id, doc["_id"], query, shots, choices, target, preamble, doc, shot_images + doc_images))
     return out

@@ -15,6 +15,10 @@ from typing import Union
 # Bump when the meaning of a stored response changes, so old entries are never reused silently.
 KEY_VERSION = "r1"
 
+# Where an image sits in a context: the request's ``images`` fill the placeholders in order.
+# A vision-language backend splits the text here and hands the images to its processor.
+IMAGE = "<image>"
+
 
 @dataclass(frozen=True)
 class LoglikelihoodRequest:
@@ -28,6 +32,7 @@ class LoglikelihoodRequest:
     context: str
     continuation: str
     special: bool = False
+    images: tuple[str, ...] = ()  # image ids (``assay.data.images``), one per IMAGE in the context
     kind: str = field(default="loglikelihood", init=False)
 
 
@@ -60,6 +65,7 @@ class GenerateRequest:
     sample_index: int = 0
     special: bool = False
     until_ids: tuple[int, ...] = ()
+    images: tuple[str, ...] = ()  # image ids (``assay.data.images``), one per IMAGE in the context
     kind: str = field(default="generate", init=False)
 
     @property
@@ -102,8 +108,14 @@ def canonical_json(obj: object) -> str:
 
 
 def request_key(req: Request) -> str:
-    """Version-tagged hash of the request's canonical JSON."""
-    digest = hashlib.blake2b(canonical_json(asdict(req)).encode(), digest_size=16).hexdigest()
+    """Version-tagged hash of the request's canonical JSON.
+
+    A request without images hashes without the ``images`` field, so text-only keys are the
+    ones stored before images existed. Images enter the key as content hashes."""
+    payload = asdict(req)
+    if not payload.get("images"):
+        payload.pop("images", None)
+    digest = hashlib.blake2b(canonical_json(payload).encode(), digest_size=16).hexdigest()
     return f"{KEY_VERSION}:{digest}"
 
 

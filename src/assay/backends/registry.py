@@ -24,9 +24,35 @@ BACKENDS: dict[str, str] = {
     "hf": "assay.backends.hf:HFBackend",
     "replay": "assay.backends.replay:ReplayBackend",
     "openai": "assay.backends.openai:OpenAIBackend",
+    "vllm": "assay.backends.vllm:VLLMBackend",
 }
 
-_EXTRAS = {"llamacpp": ("llamacpp", "llama_cpp"), "hf": ("hf", "transformers"), "openai": ("openai", "httpx")}  # backend -> (extra, module)
+_EXTRAS = {"llamacpp": ("llamacpp", "llama_cpp"), "hf": ("hf", "transformers"), "openai": ("openai", "httpx"), "vllm": ("vllm", "vllm")}  # backend -> (extra, module)
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What a backend serves, for ``assay ls models`` (without importing it). Each backend
+    states the same at run time in its ``Capabilities``; a task it cannot serve fails before
+    any request is computed."""
+
+    what: str
+    loglikelihood: str
+    rolling: str
+    generate: str
+    images: str
+
+
+BACKEND_INFO: dict[str, BackendInfo] = {
+    "llamacpp": BackendInfo("GGUF files through llama-cpp-python (CPU or GPU)", "yes", "yes", "yes", "no"),
+    "hf": BackendInfo(
+        "transformers: causal LMs (GGUF too, PEFT adapters, 8/4-bit, AWQ, GPTQ), encoder-decoders (mT0/mT5, T5, BART), vision-language models (IDEFICS, LLaVA-style) chosen from the config",
+        "yes", "yes (text models)", "yes", "vision-language",
+    ),
+    "openai": BackendInfo("an OpenAI-compatible server (vLLM, TGI, llama.cpp server, ...)", "if the server echoes logprobs", "same", "yes", "no"),
+    "vllm": BackendInfo("vLLM's in-process engine with prefix caching (CUDA GPU)", "yes", "yes", "yes", "no"),
+    "replay": BackendInfo("answers made elsewhere (a .jsonl file), scored like a model's", "no", "no", "stored answers", "yes"),
+}
 
 
 def _package_file(package: str, rel: str, pip_name: str) -> Path:
@@ -164,11 +190,12 @@ def backend_class(name: str) -> type:
     return getattr(importlib.import_module(module), attr)
 
 
-def _is_encoder_decoder(spec: ModelSpec) -> bool:
-    """Whether an ``hf`` checkpoint (folder or hub id, not a GGUF or an alias) is an
-    encoder-decoder (mT0/mT5, T5, BART), read from its config alone."""
+def _hf_kind(spec: ModelSpec) -> str:
+    """Which ``hf`` backend a checkpoint (folder or hub id, not a GGUF or an alias) needs, read
+    from its config alone: ``seq2seq`` (mT0/mT5, T5, BART), ``vision`` (IDEFICS, LLaVA, …) or
+    ``causal``."""
     if spec.target in ALIASES or spec.target.endswith(".gguf"):
-        return False
+        return "causal"
     from transformers import AutoConfig
 
     try:
@@ -176,12 +203,25 @@ def _is_encoder_decoder(spec: ModelSpec) -> bool:
             spec.target, revision=spec.args.get("revision"), trust_remote_code=bool(spec.args.get("trust_remote_code", False))
         )
     except (OSError, ValueError, KeyError):  # the causal backend reports what is wrong
-        return False
-    return bool(getattr(cfg, "is_encoder_decoder", False))
+        return "causal"
+    if getattr(cfg, "is_encoder_decoder", False):
+        return "seq2seq"
+    if cfg.model_type == "idefics" or getattr(cfg, "vision_config", None) is not None:
+        return "vision"
+    return "causal"
+
+
+_HF_BACKENDS = {
+    "seq2seq": "assay.backends.hf_seq2seq:HFSeq2SeqBackend",
+    "vision": "assay.backends.hf_vision:HFVisionBackend",
+}
 
 
 def load_backend(spec: ModelSpec) -> Any:
     cls = backend_class(spec.backend)
-    if spec.backend == "hf" and _is_encoder_decoder(spec):
-        cls = importlib.import_module("assay.backends.hf_seq2seq").HFSeq2SeqBackend
+    if spec.backend == "hf":
+        kind = _hf_kind(spec)
+        if kind in _HF_BACKENDS:
+            module, attr = _HF_BACKENDS[kind].split(":")
+            cls = getattr(importlib.import_module(module), attr)
     return cls(spec)

@@ -88,7 +88,7 @@ class ReplayBackend:
         self._answers = _read(path, model)
         self._origin: dict[str, Origin] = {}
         digest = file_sha256(path)
-        self.capabilities = Capabilities(loglikelihood=False, rolling=False, generate=True, max_length=1 << 30)
+        self.capabilities = Capabilities(loglikelihood=False, rolling=False, generate=True, images=True, max_length=1 << 30)
         self.info = ModelInfo(
             name=model or path.name,
             backend="replay",

@@ -68,9 +68,37 @@ def data_dir(explicit: str | Path | None = None) -> Path:
     return next((p for p in (Path("data"), Path("..") / "shared" / "data") if p.is_dir()), Path("data"))
 
 
+def synthetic_dir(name: str) -> Path:
+    """The folder of a generated data set (``synthetic:NAME/…`` paths), written on first use.
+
+    ``shapes`` is the Pillow image set of ``assay.data.synthetic``: deterministic, so every
+    machine evaluates the same pictures; it lives under $ASSAY_CACHE_DIR (~/.cache/assay)."""
+    if name != "shapes":
+        raise DataError(f"synthetic:{name}: no such generated data set (known: shapes)")
+    from assay.data import synthetic
+
+    cache = Path(os.environ.get("ASSAY_CACHE_DIR", Path.home() / ".cache" / "assay"))
+    target = cache / "synthetic" / f"shapes-v{synthetic.VERSION}"
+    if (target / ".complete").is_file():
+        return target
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    synthetic.write_shapes(tmp)
+    (tmp / ".complete").write_text("ok")
+    try:
+        tmp.rename(target)
+    except OSError:  # another process finished first: its copy is identical
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 def _resolve(path: str, root: Path) -> Path:
     if path.startswith("builtin:"):
         return BUILTIN_DIR / path.removeprefix("builtin:")
+    if path.startswith("synthetic:"):
+        name, _, rest = path.removeprefix("synthetic:").partition("/")
+        return synthetic_dir(name) / rest
     p = Path(os.path.expanduser(path))
     return p if p.is_absolute() else root / p
 

@@ -24,6 +24,12 @@ METRIC_TYPES = {
     "macro_f1": "Macro F1",
     "entity_f1": "F1",
     "perplexity": "Perplexity",
+    "vqa_accuracy": "VQA Accuracy",
+    "cider": "CIDEr",
+    "bleu4": "BLEU-4",
+    "text_score": "Text Score",
+    "image_score": "Image Score",
+    "group_score": "Group Score",
 }
 AGGREGATES = ("max", "median", "mean")
 

@@ -20,7 +20,10 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-_PERCENT = {"acc", "acc_norm", "exact_match", "f1", "label_acc", "macro_f1", "entity_f1", "entity_precision", "entity_recall", "entity_f1_typed"}
+_PERCENT = {
+    "acc", "acc_norm", "exact_match", "f1", "label_acc", "macro_f1", "entity_f1", "entity_precision", "entity_recall", "entity_f1_typed",
+    "number_match", "mc2", "vqa_accuracy", "bleu4", "cider", "text_score", "image_score", "group_score",
+}  # shown ×100 (CIDEr too, as papers report it)
 
 
 class _Rate(ProgressColumn):

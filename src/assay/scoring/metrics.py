@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from assay.errors import TaskError, UnknownNameError
-from assay.scoring import stats, text
+from assay.scoring import stats, text, vision
 from assay.scoring.answers import extract_number, normalize_number
 from assay.scoring.entities import entity_counts, prf
 from assay.scoring.code import pass_at_k
@@ -224,7 +224,45 @@ def _bits_per_byte(values: list[Any], _: dict) -> tuple[float, float]:
     return stat(arr), stats.bootstrap_stderr(stat, arr, iters=500)
 
 
-MC, GEN, ROLL, LL = ("multiple_choice",), ("generate",), ("rolling",), ("loglikelihood",)
+def _text_or_none(x: Any) -> str | None:
+    return None if x is None else str(x)
+
+
+def _vqa_accuracy(it: Item, _: dict) -> float:
+    return vision.vqa_accuracy(_text_or_none(it.extracted[0]), _golds(it.target))
+
+
+def _caption_pair(it: Item, _: dict) -> tuple[str | None, list[str]]:
+    return _text_or_none(it.extracted[0]), _golds(it.target)
+
+
+def _cider_agg(values: list[Any], _: dict) -> tuple[float, float]:
+    """Corpus CIDEr-D; the bootstrap recomputes the document frequencies on every resample."""
+    preds, refs = [v[0] for v in values], [v[1] for v in values]
+    score = vision.cider_d(preds, refs)[0]
+    se = stats.bootstrap_stderr(lambda idx: vision.cider_d_resample(preds, refs, idx), np.arange(len(values)), iters=100)
+    return score, se
+
+
+def _bleu4_item(it: Item, _: dict) -> tuple[int, ...]:
+    return vision.bleu4_item_stats(_text_or_none(it.extracted[0]), _golds(it.target))
+
+
+def _bleu4_agg(values: list[Any], _: dict) -> tuple[float, float]:
+    arr = np.array(values, dtype=float)
+    return vision.bleu4_from_stats(arr), stats.bootstrap_stderr(vision.bleu4_from_stats, arr, iters=500)
+
+
+def _match_matrix(it: Item) -> np.ndarray:
+    n = len(it.choices)
+    return np.array(it.logprobs, dtype=float).reshape(n, n)
+
+
+def _match(fn: Callable[[np.ndarray], float]) -> Callable[[Item, dict], float]:
+    return lambda it, _: float(fn(_match_matrix(it)))
+
+
+MC, GEN, ROLL, LL, MATCH = ("multiple_choice",), ("generate",), ("rolling",), ("loglikelihood",), ("match",)
 
 METRICS: dict[str, Metric] = {
     m.name: m
@@ -244,6 +282,12 @@ METRICS: dict[str, Metric] = {
         Metric("pass_at_k", GEN, _pass_at_k, _mean, "unbiased pass@k over n samples per problem", ("k",)),
         Metric("perplexity", ROLL + LL, _perplexity_item, _perplexity, "rolling: token perplexity; loglikelihood: exp(-mean item log-likelihood), as lm-evaluation-harness reports LAMBADA"),
         Metric("bits_per_byte", ROLL, _rolling_item, _bits_per_byte, "bits per UTF-8 byte"),
+        Metric("vqa_accuracy", GEN, _vqa_accuracy, _mean, "VQA accuracy: official answer normalisation, min(#matching humans / 3, 1) averaged over the leave-one-out subsets"),
+        Metric("cider", GEN, _caption_pair, _cider_agg, "CIDEr-D (COCO caption protocol; document frequencies from this set's references; ×10 scale)"),
+        Metric("bleu4", GEN, _bleu4_item, _bleu4_agg, "corpus BLEU-4 against all references (closest reference length), as the COCO caption toolkit"),
+        Metric("text_score", MATCH, _match(vision.match_text_score), _mean, "image-text matching: every image scores its own caption highest (Winoground text score)"),
+        Metric("image_score", MATCH, _match(vision.match_image_score), _mean, "image-text matching: every caption scores highest with its own image (Winoground image score)"),
+        Metric("group_score", MATCH, _match(vision.match_group_score), _mean, "image-text matching: text and image score both (Winoground group score)"),
     )
 }
 

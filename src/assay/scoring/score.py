@@ -42,6 +42,8 @@ def _item_score(it: M.Item, primary: str | None = None) -> float:
         return M._acc(it, {})
     if it.output_type == "rolling":
         return float("nan")
+    if it.output_type == "match":
+        return float(M.metric("group_score").item(it, {}))
     if it.passed:
         return sum(it.passed) / len(it.passed)
     x = it.extracted[0] if it.extracted else None
@@ -73,11 +75,21 @@ def _build_items(spec: TaskSpec, rows: list, results: dict) -> tuple[list[Scored
         res = [results[k] for k in keys]
         target = data["target"]
         sample: dict[str, Any] = {"task": spec.task, "prompt_id": prompt_id, "doc_id": doc_id, "prompt": data["prompt"], "target": target}
+        if data.get("images"):
+            sample["images"] = data["images"]
         if spec.output_type == "multiple_choice":
             lps = tuple(r.logprob for r in res if isinstance(r, LoglikelihoodResult))
             item = M.Item("multiple_choice", target, tuple(data["choices"]), lps)
             pred = M._pred_choice(item, False)
             sample.update(choices=data["choices"], logprobs=list(lps), response=data["choices"][pred], extracted=pred)
+        elif spec.output_type == "match":  # N images × N captions, row-major
+            lps = tuple(r.logprob for r in res if isinstance(r, LoglikelihoodResult))
+            choices = data["choices"]
+            n = len(choices)
+            item = M.Item("match", target, tuple(choices), lps)
+            matrix = [list(lps[i * n : (i + 1) * n]) for i in range(n)]
+            best = [max(range(n), key=lambda j, row=row: row[j]) for row in matrix]
+            sample.update(choices=choices, logprobs=matrix, response=[choices[j] for j in best], extracted=best)
         elif spec.output_type == "loglikelihood":
             r0 = res[0]
             assert isinstance(r0, LoglikelihoodResult)

@@ -142,11 +142,18 @@ class PromptSpec(_Strict):
 class FewShotSpec(_Strict):
     k: int = Field(0, ge=0)
     # random: k rows drawn per document with a generator seeded by (seed, document id);
-    # first_n: the first k rows of the source in file order (MMLU's dev examples)
-    sampler: Literal["random", "first_n"] = "random"
+    # first_n: the first k rows of the source in file order (MMLU's dev examples);
+    # rices: the k rows whose first image is most similar to the document's (retrieval-based
+    # in-context example selection), the most similar one last, next to the question
+    sampler: Literal["random", "first_n", "rices"] = "random"
     split: str | None = None  # a split name in `splits`, or None for the evaluation split itself
     seed: int = 1234
     separator: str = "\n\n"
+    # rices: the image embedding, a built-in name (`pixels`) or "package.module:function"
+    # taking a list of RGB Pillow images and returning one vector per image
+    embedding: str = "pixels"
+    # examples show the format without their images (IDEFICS' "0-shot": two text-only examples)
+    text_only: bool = False
 
 
 class GenerationSpec(_Strict):
@@ -282,7 +289,12 @@ class TaskSpec(_Strict):
     dataset: DatasetSpec
     split: str = "test"
     splits: dict[str, DatasetSpec] = Field(default_factory=dict)  # extra splits (few-shot sources)
-    output_type: Literal["multiple_choice", "loglikelihood", "generate", "rolling"]
+    # match: image–text matching (Winoground): each of the document's N images with each of
+    # its N captions (`choices`), caption i belonging to image i; N×N log-likelihoods
+    output_type: Literal["multiple_choice", "loglikelihood", "generate", "rolling", "match"]
+    # an expression giving the document's image(s): a path relative to the data file, bytes,
+    # or a picture (hub Image features); each one fills an <image> placeholder of the prompt
+    images: str | None = None
     prompts: list[PromptSpec] = Field(min_length=1)
     choices: str | list[str] | None = None
     target: str | None = None
@@ -339,6 +351,15 @@ class TaskSpec(_Strict):
                     raise ValueError(f"multiple_choice needs 'choices' (task or prompt '{p.id}')")
                 if (p.target or self.target) is None:
                     raise ValueError(f"multiple_choice needs 'target' (task or prompt '{p.id}')")
+        if self.output_type == "match":
+            if self.images is None:
+                raise ValueError("match needs 'images' (the document's images, one per caption)")
+            if any((p.choices or self.choices) is None for p in self.prompts):
+                raise ValueError("match needs 'choices' (the document's captions, caption i for image i)")
+            if self.fewshot.k:
+                raise ValueError("match tasks take no few-shot examples")
+        if self.fewshot.sampler == "rices" and self.images is None:
+            raise ValueError("fewshot.sampler 'rices' picks examples by image similarity: the task needs 'images'")
         if self.fewshot.k and self.fewshot.split and self.fewshot.split not in self.splits:
             raise ValueError(f"fewshot.split '{self.fewshot.split}' is not declared under 'splits'")
         for m in self.metrics:
