@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--limit", type=int, metavar="N", help="only the first N documents of each task")
     r.add_argument("--output", "-o", type=Path, metavar="DIR", help="run folder (default: runs/<models>__<tasks>-<hash>, the same for the same command)")
     r.add_argument("--data-dir", type=Path, metavar="DIR", help="where relative data paths resolve (default: $ASSAY_DATA_DIR, else ./data)")
-    r.add_argument("--batch-size", "-b", type=int, default=16, metavar="N", help="requests per backend call (default 16); scores do not depend on it")
+    r.add_argument("--batch-size", "-b", type=int, default=64, metavar="N", help="requests per backend call and per commit to the run store (default 64); scores do not depend on it")
     r.add_argument("--prompt", action="append", metavar="ID", help="use these prompt template ids (e.g. lmeval) in the tasks that have them; other tasks keep all their prompts")
     r.add_argument("--chat-format", metavar="NAME", help="override the chat-format policy for every task: none (plain text), model (its own template) or a named format (assay ls formats)")
     r.add_argument("--system-prompt", metavar="TEXT", help="system message for chat-formatted prompts")

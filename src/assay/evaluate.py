@@ -47,7 +47,7 @@ class RunConfig:
     limit: int | None = None
     output: Path | None = None
     data_dir: Path | None = None
-    batch_size: int = 16
+    batch_size: int = 64
     prompts: tuple[str, ...] = ()
     chat_format: str | None = None
     system_prompt: str | None = None
@@ -279,6 +279,7 @@ def run(cfg: RunConfig, ui: UI) -> Path:
                 if todo:
                     with ui.progress(f"{label}", len(todo)) as advance:
                         stats = execute(backend, store, backend.info.fingerprint, todo, cfg.batch_size, advance)
+                    store.set_meta(f"compute:{label}", {"requests": stats.computed, "seconds": stats.seconds, "by_kind": {k: {"requests": n, "seconds": sec} for k, (n, sec) in stats.by_kind.items()}})
                     per_kind = ", ".join(f"{k} {n} in {sec:.1f}s = {n / sec:.1f} req/s" for k, (n, sec) in stats.by_kind.items() if sec > 0)
                     ui.note(f"  computed {stats.computed} requests in {stats.seconds:.1f}s ({per_kind})")
             finally:
@@ -332,6 +333,8 @@ def score_run(run_dir: Path, ui: UI, store: RunStore | None = None) -> dict[str,
             "config": store.get_meta("config"),
             "environment": _versions(),
             "models": {lbl: {"fingerprint": fp, **info} for lbl, (fp, info) in models.items()},
+            # the latest computation per model (a re-run that computes nothing keeps it)
+            "compute": {lbl: store.get_meta(f"compute:{lbl}") for lbl in models if store.get_meta(f"compute:{lbl}") is not None},
             "tasks": tasks,
             "results": results,
             "groups": _group_scores(results, groups, tasks),

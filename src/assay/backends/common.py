@@ -121,13 +121,17 @@ class TokenScoring:
 
     def _score_rows(self, rows: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]: ...
 
+    def _pair(self, r: LoglikelihoodRequest) -> tuple[list[int], list[int]]:
+        """(context tokens with their BOS/start token, continuation tokens) of one request."""
+        enc = lambda s: self._encode(s, r.special)  # noqa: E731
+        first = enc(r.context)
+        prefix = self._prefix(first) if first else [self._start()]
+        return split_pair(r, enc, prefix)
+
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         rows = []
         for r in requests:
-            enc = lambda s, sp=r.special: self._encode(s, sp)  # noqa: E731
-            first = enc(r.context)
-            prefix = self._prefix(first) if first else [self._start()]
-            ctx, cont = split_pair(r, enc, prefix)
+            ctx, cont = self._pair(r)
             ids, _ = fit_window(ctx, cont, self.max_length)
             rows.append((ids, cont))
         return [LoglikelihoodResult(lp, g, len(t)) for (lp, g), (_, t) in zip(self._score_rows(rows), rows)]

@@ -23,7 +23,7 @@ except ImportError as exc:  # pragma: no cover - guarded by the registry
     raise MissingDependency("the 'hf' backend", "hf", "transformers") from exc
 
 from assay.backends.base import Capabilities, ModelInfo
-from assay.backends.common import TokenScoring, _CACHE, file_sha256, fingerprint, trim_at_stop
+from assay.backends.common import TokenScoring, _CACHE, file_sha256, fingerprint, fit_window, trim_at_stop
 from assay.backends.hf_load import LOAD_ARGS, LoadOptions, attach_adapter, check_gpu_needs, checkpoint_quant_method, quantization
 from assay.backends.registry import ModelSpec, resolve_path
 from assay.errors import BackendError, ConfigError
@@ -31,9 +31,15 @@ from assay.prompts.chat import ChatTemplate
 from assay.requests import (
     GenerateRequest,
     GenerateResult,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
 )
 
-_ARGS = {"dtype", "max_length", "revision", "trust_remote_code", "n_threads", "batch_tokens"} | LOAD_ARGS
+_ARGS = {"dtype", "max_length", "revision", "trust_remote_code", "n_threads", "batch_tokens", "share_context"} | LOAD_ARGS
+# the largest logits tensor one forward pass may return (floats): ~1 GB in float32
+_LOGITS_BUDGET = 1 << 28
+# rows of one pass are at least this share of its longest row (less padding, more passes)
+_BUCKET = 0.8
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
 
 
@@ -168,6 +174,8 @@ class HFBackend(_HFGeneration, TokenScoring):
         if "n_threads" in spec.args:
             torch.set_num_threads(int(spec.args["n_threads"]))
         self.batch_tokens = int(spec.args.get("batch_tokens", 4096))
+        # score the continuations of a shared context from one pass over it (see _score_shared)
+        self.share_context = bool(spec.args.get("share_context", True))
         opts = LoadOptions.parse(spec.text, spec.args)
         path = resolve_path(spec)
         kwargs: dict = {}
@@ -284,6 +292,119 @@ class HFBackend(_HFGeneration, TokenScoring):
                 greedy = bool((lp.argmax(-1) == tgt).all())
                 out[i] = (total, greedy)
         return out  # type: ignore[return-value]
+
+    # -- shared-context scoring ------------------------------------------------------------------
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+        """Requests whose contexts tokenise the same (the choices of a multiple-choice item)
+        are scored from one pass over the context: its key/value cache is copied to each
+        continuation, which then reads only its own tokens. Scores equal the plain path's
+        (one full pass per request) to float rounding; ``share_context=false`` turns it off."""
+        pairs = [self._pair(r) for r in requests]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        plain: list[int] = []
+        for i, (ctx, cont) in enumerate(pairs):
+            fits = len(ctx) + len(cont) - 1 <= self.max_length
+            if self.share_context and fits:
+                groups.setdefault(tuple(ctx), []).append(i)
+            else:
+                plain.append(i)
+        shared = [g for g in groups.values() if len(g) > 1]
+        plain += [g[0] for g in groups.values() if len(g) == 1]
+        out: list[LoglikelihoodResult | None] = [None] * len(requests)
+        if plain:
+            rows = [(fit_window(*pairs[i], self.max_length)[0], pairs[i][1]) for i in plain]
+            for i, (lp, g) in zip(plain, self._score_rows(rows)):
+                out[i] = LoglikelihoodResult(lp, g, len(pairs[i][1]))
+        for chunk in self._shared_chunks(shared, pairs):
+            results = self._score_shared([(pairs[g[0]][0], [pairs[i][1] for i in g]) for g in chunk])
+            for g, res in zip(chunk, results):
+                for i, (lp, greedy) in zip(g, res):
+                    out[i] = LoglikelihoodResult(lp, greedy, len(pairs[i][1]))
+        return out  # type: ignore[return-value]
+
+    def _shared_chunks(self, groups: list[list[int]], pairs: list[tuple[list[int], list[int]]]) -> list[list[list[int]]]:
+        """Groups in passes whose context batch and continuation logits fit the budgets."""
+        vocab = int(self.model.config.get_text_config().vocab_size)
+        out, cur, ctx_w, rows, suf_w = [], [], 0, 0, 0
+        for g in sorted(groups, key=lambda g: -len(pairs[g[0]][0])):
+            cw = max(ctx_w, len(pairs[g[0]][0]))
+            sw = max(suf_w, max(len(pairs[i][1]) for i in g))
+            n = rows + len(g)
+            # a pass holds contexts of similar length: padding is computed like real tokens
+            short = len(pairs[g[0]][0]) < _BUCKET * ctx_w
+            if cur and (short or cw * (len(cur) + 1) > self.batch_tokens or n * sw * vocab > _LOGITS_BUDGET):
+                out.append(cur)
+                cur, cw, n, sw = [], len(pairs[g[0]][0]), len(g), max(len(pairs[i][1]) for i in g)
+            cur.append(g)
+            ctx_w, rows, suf_w = cw, n, sw
+        if cur:
+            out.append(cur)
+        return out
+
+    @torch.inference_mode()
+    def _score_shared(self, groups: list[tuple[list[int], list[list[int]]]]) -> list[list[tuple[float, bool]]]:
+        """One pass over the (left-padded) contexts, keeping their cache and the logits of
+        their last position (which predict every continuation's first token); then one pass
+        over every continuation but its last token, right-padded, each row reading its
+        context's cache, with positions continuing the context's."""
+        dev = self.device
+        width = max(len(c) for c, _ in groups)
+        ids = torch.full((len(groups), width), self.pad, dtype=torch.long)
+        mask = torch.zeros((len(groups), width), dtype=torch.long)
+        for j, (ctx, _) in enumerate(groups):
+            ids[j, width - len(ctx):] = torch.tensor(ctx)
+            mask[j, width - len(ctx):] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        first = self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev), use_cache=True, logits_to_keep=1)
+        first_lp = torch.log_softmax(first.logits[:, -1].float(), dim=-1).cpu()
+        owner = [j for j, (_, conts) in enumerate(groups) for _ in conts]
+        conts = [c for _, cs in groups for c in cs]
+        tail: dict[int, tuple[float, bool]] = {}
+        ctx_len = mask.sum(-1)
+        # continuations longer than one token: their tokens but the last, in passes of rows of
+        # similar length, each row with its own copy of its context's cache
+        longer = sorted((r for r, c in enumerate(conts) if len(c) > 1), key=lambda r: -len(conts[r]))
+        vocab = first.logits.shape[-1]
+        b = 0
+        while b < len(longer):
+            sw = len(conts[longer[b]]) - 1
+            n = max(1, min(self.batch_tokens // max(sw, 1), _LOGITS_BUDGET // (sw * vocab)))
+            chunk = [r for r in longer[b : b + n] if len(conts[r]) - 1 >= _BUCKET * sw]
+            b += len(chunk)
+            own = torch.tensor([owner[r] for r in chunk])
+            sids = torch.full((len(chunk), sw), self.pad, dtype=torch.long)
+            smask = torch.zeros((len(chunk), sw), dtype=torch.long)
+            for k, r in enumerate(chunk):
+                c = conts[r]
+                sids[k, : len(c) - 1] = torch.tensor(c[:-1])
+                smask[k, : len(c) - 1] = 1
+            full_mask = torch.cat([mask[own], smask], dim=1)
+            spos = ctx_len[own][:, None] + torch.arange(sw)[None, :]
+            cache = self._select_cache(first.past_key_values, own.to(dev))
+            logits = self.model(input_ids=sids.to(dev), attention_mask=full_mask.to(dev), position_ids=spos.to(dev), past_key_values=cache, use_cache=True).logits
+            lps = torch.log_softmax(logits.float(), dim=-1).cpu()
+            for k, r in enumerate(chunk):
+                c = conts[r]
+                lp = lps[k, : len(c) - 1]
+                tgt = torch.tensor(c[1:])
+                tail[r] = (lp.gather(-1, tgt[:, None]).sum().item(), bool((lp.argmax(-1) == tgt).all()))
+        results: list[list[tuple[float, bool]]] = [[] for _ in groups]
+        for r, (j, c) in enumerate(zip(owner, conts)):
+            lp0 = first_lp[j]
+            total, greedy = lp0[c[0]].item(), int(lp0.argmax()) == c[0]
+            if r in tail:
+                total, greedy = total + tail[r][0], greedy and tail[r][1]
+            results[j].append((total, greedy))
+        return results
+
+    def _select_cache(self, cache: Any, rows: torch.Tensor) -> Any:
+        """A new cache holding, for each of ``rows``, a copy of that context's keys and values."""
+        from transformers import DynamicCache
+
+        out = DynamicCache(config=self.model.config)
+        for i, layer in enumerate(cache.layers):
+            out.update(layer.keys.index_select(0, rows), layer.values.index_select(0, rows), i)
+        return out
 
     # -- generation (batching, stops and decoding: _HFGeneration) -------------------------------
     def _generate_group(self, reqs: list[GenerateRequest]) -> list[GenerateResult]:

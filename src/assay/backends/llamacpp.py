@@ -31,9 +31,14 @@ from assay.prompts.chat import ChatTemplate
 from assay.requests import (
     GenerateRequest,
     GenerateResult,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
 )
 
-_ARGS = {"n_ctx", "max_length", "n_threads", "pack_tokens", "max_seqs", "seed"}
+_ARGS = {"n_ctx", "max_length", "n_threads", "pack_tokens", "max_seqs", "seed", "share_context"}
+# How a log-likelihood is computed, part of the fingerprint: llama.cpp's numbers depend on how
+# a sequence is cut into decode calls, so the cut is fixed (the context, then the continuation)
+SCORING = "context-then-continuation-v1"
 
 
 def _quiet_logs() -> None:
@@ -70,6 +75,7 @@ class LlamaCppBackend(TokenScoring):
         # several sequences into one decode changes scores slightly (~1e-2 on Q4_K models).
         # One sequence per decode (the default) keeps scores independent of batching.
         self.max_seqs = int(spec.args.get("max_seqs", 1))
+        self.share_context = bool(spec.args.get("share_context", True))
         try:
             self.llm = Llama(
                 model_path=str(path),
@@ -105,7 +111,7 @@ class LlamaCppBackend(TokenScoring):
         self.info = ModelInfo(
             name=spec.target,
             backend="llamacpp",
-            fingerprint=fingerprint("llamacpp", digest, llama_cpp.__version__),
+            fingerprint=fingerprint("llamacpp", digest, llama_cpp.__version__, SCORING),
             args={"path": str(path), "sha256": digest, "llama_cpp_python": llama_cpp.__version__, **spec.args},
         )
 
@@ -122,6 +128,64 @@ class LlamaCppBackend(TokenScoring):
         return self.bos if self.bos >= 0 else self.eos
 
     # -- scoring ----------------------------------------------------------------------------
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+        """Each context is decoded in one call, then each continuation (but its last token) in
+        one call after it, reading the context's cache; the continuation's cells are removed
+        before the next one. llama.cpp's numbers depend on where a sequence is cut into decode
+        calls, so this cut is the same whether contexts are shared or not: the shared path
+        (requests with the same context tokens decode it once) equals the plain one exactly."""
+        pairs = []
+        for r in requests:
+            ctx, cont = self._pair(r)
+            if len(cont) > self.max_length:
+                raise BackendError(f"a continuation of {len(cont)} tokens does not fit a {self.max_length}-token window")
+            pairs.append((ctx[-(self.max_length - len(cont) + 1):], cont))
+        groups: dict[object, list[int]] = {}
+        for i, (ctx, _) in enumerate(pairs):
+            groups.setdefault(tuple(ctx) if self.share_context else i, []).append(i)
+        out: list[LoglikelihoodResult | None] = [None] * len(requests)
+        for members in groups.values():
+            ctx = pairs[members[0]][0]
+            for i, (lp, greedy) in zip(members, self._score_group(ctx, [pairs[i][1] for i in members])):
+                out[i] = LoglikelihoodResult(lp, greedy, len(pairs[i][1]))
+        return out  # type: ignore[return-value]
+
+    def _decode(self, tokens: list[int], start: int, logits_from: int) -> None:
+        b = self._batch
+        for k, tok in enumerate(tokens):
+            b.token[k] = tok
+            b.pos[k] = start + k
+            b.n_seq_id[k] = 1
+            b.seq_id[k][0] = 0
+            b.logits[k] = k >= logits_from
+        b.n_tokens = len(tokens)
+        rc = llama_cpp.llama_decode(self._score_ctx.ctx, b)
+        if rc != 0:
+            raise BackendError(f"llama_decode failed with code {rc}")
+
+    def _logprobs(self, i: int) -> np.ndarray:
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self._score_ctx.ctx, i), shape=(self.n_vocab,)).astype(np.float64)
+        m = logits.max()
+        return logits - (m + np.log(np.exp(logits - m).sum()))
+
+    def _score_group(self, ctx: list[int], conts: list[list[int]]) -> list[tuple[float, bool]]:
+        mem = llama_cpp.llama_get_memory(self._score_ctx.ctx)
+        llama_cpp.llama_memory_clear(mem, True)
+        self._decode(ctx, 0, len(ctx) - 1)
+        first = self._logprobs(len(ctx) - 1)
+        out = []
+        for cont in conts:
+            total, greedy = float(first[cont[0]]), int(first.argmax()) == cont[0]
+            if len(cont) > 1:
+                self._decode(cont[:-1], len(ctx), 0)
+                for k, tgt in enumerate(cont[1:]):
+                    lp = self._logprobs(k)
+                    total += float(lp[tgt])
+                    greedy = greedy and int(lp.argmax()) == tgt
+                llama_cpp.llama_memory_seq_rm(mem, 0, len(ctx), -1)
+            out.append((total, greedy))
+        return out
+
     def _score_rows(self, rows: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
         """Each row is (input ids, target ids); the targets are predicted by the last
         len(targets) positions of the input. Returns (sum logprob, all greedy) per row."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from assay.requests import Request, request_length
+from assay.requests import LoglikelihoodRequest, Request, request_length
 from assay.store.runs import RunStore
 
 Progress = Callable[[int], None]
@@ -29,6 +29,32 @@ class Stats:
 def pending(store: RunStore, model_fp: str, requests: dict[str, Request]) -> dict[str, Request]:
     missing = store.missing(model_fp, requests)
     return {k: requests[k] for k in requests if k in missing}
+
+
+def _order(req: Request, key: str) -> tuple:
+    """Longest first; log-likelihood requests with the same context side by side, so that a
+    backend scoring a shared context once sees all of its continuations together."""
+    if isinstance(req, LoglikelihoodRequest):
+        return (-len(req.context), req.context, req.images, -len(req.continuation), key)
+    return (-request_length(req), "", (), 0, key)
+
+
+def _batches(items: list[tuple[str, Request]], size: int) -> Iterator[list[tuple[str, Request]]]:
+    """Batches of ``size`` requests, each extended to the end of its last context's group
+    (never more than twice ``size``), so the choices of one item are scored together."""
+    i = 0
+    while i < len(items):
+        j = min(i + size, len(items))
+        last = items[j - 1][1]
+        if isinstance(last, LoglikelihoodRequest):
+            while j < len(items) and j < i + 2 * size and _same_context(items[j][1], last):
+                j += 1
+        yield items[i:j]
+        i = j
+
+
+def _same_context(a: Request, b: LoglikelihoodRequest) -> bool:
+    return isinstance(a, LoglikelihoodRequest) and a.context == b.context and a.images == b.images
 
 
 def execute(
@@ -53,9 +79,8 @@ def execute(
     start = time.perf_counter()
     for kind in ("loglikelihood", "rolling", "generate"):
         t0 = time.perf_counter()
-        items = sorted(kinds.get(kind, []), key=lambda kr: (-request_length(kr[1]), kr[0]))
-        for i in range(0, len(items), batch_size):
-            batch = items[i : i + batch_size]
+        items = sorted(kinds.get(kind, []), key=lambda kr: _order(kr[1], kr[0]))
+        for batch in _batches(items, batch_size):
             results = method[kind]([r for _, r in batch])
             if len(results) != len(batch):
                 raise RuntimeError(f"backend returned {len(results)} results for {len(batch)} requests")
