@@ -1,7 +1,7 @@
 """Speed, side by side in one run: lm-evaluation-harness, assay (hf), assay (llamacpp) and the
 raw backends with no harness around them, on the same items, the same model and machine.
 
-    .venv/bin/python bench/speed/run.py [--limit 100] [--mmlu-limit 10] [--gsm8k-limit 20] [--tasks hellaswag,arc_challenge,xcopa,mmlu,gsm8k]
+    .venv/bin/python bench/speed/run.py [--limit 100] [--xcopa-limit N] [--mmlu-limit 10] [--gsm8k-limit 20] [--tasks hellaswag,arc_challenge,xcopa,mmlu,gsm8k]
 
 Model: the embedded SmolLM2-135M-Instruct. lm-evaluation-harness and assay `hf` read the same
 float32 checkpoint (de-quantised from the Q4_1 GGUF once); assay `llamacpp` and the raw
@@ -141,6 +141,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=100, help="items per task, language or subject (0 = all)")
     ap.add_argument("--gsm8k-limit", type=int, default=20, help="GSM8K problems (the issue's full run: 200)")
     ap.add_argument("--mmlu-limit", type=int, default=10, help="items per MMLU subject (57 subjects; 0 = all 14,042)")
+    ap.add_argument("--xcopa-limit", type=int, default=None, help="items per XCOPA language (default: --limit)")
     ap.add_argument("--lmeval-batch-size", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=64, help="assay's requests per backend call")
     ap.add_argument("--skip-lmeval", action="store_true")
@@ -152,7 +153,7 @@ def main() -> None:
     rows = []
     for task in [t for t in a.tasks.split(",") if t]:
         subs = subtasks(task)
-        limit = {"gsm8k": a.gsm8k_limit, "mmlu": a.mmlu_limit}.get(task, a.limit) or None
+        limit = {"gsm8k": a.gsm8k_limit, "mmlu": a.mmlu_limit, "xcopa": a.xcopa_limit if a.xcopa_limit is not None else a.limit}.get(task, a.limit) or None
         out = a.out / task
         out.mkdir(parents=True, exist_ok=True)
         row: dict = {"task": task}
