@@ -44,7 +44,7 @@ def llama_layout_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", unk_token="<unk>", add_bos_token=True)
 
 
-def tiny_llama(folder: Path, seed: int = 0) -> Path:
+def tiny_llama(folder: Path, seed: int = 0, hidden_size: int = 32, heads: int = 4, kv_heads: int = 2) -> Path:
     """A 2-layer random-weight Llama with the tokenizer above, saved to ``folder``.
 
     It has no end-of-generation token, so only the request's stops and ``max_tokens`` end a
@@ -55,8 +55,8 @@ def tiny_llama(folder: Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     cfg = LlamaConfig(
-        vocab_size=32001, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=512, bos_token_id=1, eos_token_id=None, pad_token_id=0,
+        vocab_size=32001, hidden_size=hidden_size, intermediate_size=2 * hidden_size, num_hidden_layers=2, num_attention_heads=heads,
+        num_key_value_heads=kv_heads, max_position_embeddings=512, bos_token_id=1, eos_token_id=None, pad_token_id=0,
     )
     model = LlamaForCausalLM(cfg).eval()
     with torch.no_grad():

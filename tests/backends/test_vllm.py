@@ -431,26 +431,10 @@ PROMPT = "User : Hello How are you today ?"
 
 
 def _tiny_llama_for_vllm(folder):
-    """A 2-layer random Llama on tests/llama_layout.py's tokenizer, with a head size (64)
-    that vLLM's attention kernels take; the output head is scaled as in llama_layout so
-    greedy choices do not flip on rounding."""
-    import torch
-    from llama_layout import llama_layout_tokenizer
-    from transformers import LlamaConfig, LlamaForCausalLM
+    """tests/llama_layout.py's tiny Llama with a head size (64) that vLLM's attention kernels take."""
+    from llama_layout import tiny_llama
 
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=32001, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=1, max_position_embeddings=512, bos_token_id=1, eos_token_id=None, pad_token_id=0,
-    )
-    model = LlamaForCausalLM(cfg).eval()
-    with torch.no_grad():
-        model.lm_head.weight.mul_(20.0)
-    model.generation_config.eos_token_id = None
-    model.generation_config.pad_token_id = 0
-    model.save_pretrained(folder)
-    llama_layout_tokenizer().save_pretrained(folder)
-    return folder
+    return tiny_llama(folder, hidden_size=128, heads=2, kv_heads=1)
 
 
 @pytest.fixture(scope="module")

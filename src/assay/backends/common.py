@@ -8,6 +8,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from assay.requests import LoglikelihoodRequest, LoglikelihoodResult, RollingRequest, RollingResult
 
@@ -147,3 +148,29 @@ class TokenScoring:
             sums[i] += lp
             counts[i] += len(t)
         return [RollingResult(s, c) for s, c in zip(sums, counts)]
+
+
+class HFTokens:
+    """Tokenisation with a transformers tokenizer, as ``TokenScoring`` needs it; shared by the
+    backends that read a checkpoint's own tokenizer (``hf``, ``vllm``). Provides ``tok``,
+    ``add_bos``, ``bos`` and ``eos``."""
+
+    tok: Any
+    add_bos: bool
+    bos: int | None
+    eos: int | None
+
+    def _encode(self, text: str, special: bool) -> list[int]:
+        if not text:
+            return []
+        if special:
+            return self.tok(text, add_special_tokens=False)["input_ids"]
+        return self.tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+
+    def _prefix(self, first: list[int]) -> list[int]:
+        if self.add_bos and not (first and first[0] == self.bos):
+            return [self.bos]  # type: ignore[list-item]
+        return []
+
+    def _start(self) -> int:
+        return self.bos if self.bos is not None else self.eos  # type: ignore[return-value]

@@ -23,7 +23,7 @@ except ImportError as exc:  # pragma: no cover - guarded by the registry
     raise MissingDependency("the 'hf' backend", "hf", "transformers") from exc
 
 from assay.backends.base import Capabilities, ModelInfo
-from assay.backends.common import TokenScoring, _CACHE, file_sha256, fingerprint, fit_window, trim_at_stop
+from assay.backends.common import HFTokens, TokenScoring, _CACHE, file_sha256, fingerprint, fit_window, trim_at_stop
 from assay.backends.hf_load import LOAD_ARGS, LoadOptions, attach_adapter, check_gpu_needs, checkpoint_quant_method, quantization
 from assay.backends.registry import ModelSpec, resolve_path
 from assay.errors import BackendError, ConfigError
@@ -160,7 +160,7 @@ class _HFGeneration:
         return results
 
 
-class HFBackend(_HFGeneration, TokenScoring):
+class HFBackend(_HFGeneration, HFTokens, TokenScoring):
     """``hf:MODEL[,dtype=float32,max_length=N,revision=R,n_threads=N,batch_tokens=N,adapter=PEFT,
     merge=true,device_map=auto|cpu|cuda:N,load_in_8bit=true,load_in_4bit=true]``"""
 
@@ -236,22 +236,6 @@ class HFBackend(_HFGeneration, TokenScoring):
             fingerprint=fingerprint("hf", identity, dtype_name, transformers.__version__, torch.__version__, *([extra] if extra else [])),
             args={"source": where, **kwargs, "dtype": dtype_name, "transformers": transformers.__version__, "torch": torch.__version__, **spec.args, **extra},
         )
-
-    # -- tokens ---------------------------------------------------------------------------
-    def _encode(self, text: str, special: bool) -> list[int]:
-        if not text:
-            return []
-        if special:
-            return self.tok(text, add_special_tokens=False)["input_ids"]
-        return self.tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
-
-    def _prefix(self, first: list[int]) -> list[int]:
-        if self.add_bos and not (first and first[0] == self.bos):
-            return [self.bos]
-        return []
-
-    def _start(self) -> int:
-        return self.bos if self.bos is not None else self.eos
 
     # -- scoring ----------------------------------------------------------------------------
     def _batches(self, lengths: list[int]) -> list[list[int]]:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from assay.backends.base import Capabilities, ModelInfo
-from assay.backends.common import TokenScoring, fingerprint, trim_at_stop
+from assay.backends.common import HFTokens, TokenScoring, fingerprint, trim_at_stop
 from assay.backends.registry import ModelSpec, resolve_path
 from assay.errors import BackendError, ConfigError, MissingDependency
 from assay.prompts.chat import ChatTemplate
@@ -264,7 +264,7 @@ def _eos_ids(where: str, hub: dict[str, Any], config: Any) -> list[int]:
     return [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])]
 
 
-class VLLMBackend(TokenScoring):
+class VLLMBackend(HFTokens, TokenScoring):
     """``vllm:MODEL[,dtype=auto|float32|float16|bfloat16,tensor_parallel_size=N,
     gpu_memory_utilization=F,max_model_len=N,max_length=N,revision=R,trust_remote_code=true,
     seed=N,quantization=awq|gptq|...,enforce_eager=true]``
@@ -326,22 +326,6 @@ class VLLMBackend(TokenScoring):
 
             return ("folder", _local_fingerprint(path))
         return ("hub", spec.target, spec.args.get("revision"), getattr(config, "_commit_hash", None))
-
-    # -- tokens (as the hf backend) ---------------------------------------------------------
-    def _encode(self, text: str, special: bool) -> list[int]:
-        if not text:
-            return []
-        if special:
-            return self.tok(text, add_special_tokens=False)["input_ids"]
-        return self.tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
-
-    def _prefix(self, first: list[int]) -> list[int]:
-        if self.add_bos and not (first and first[0] == self.bos):
-            return [self.bos]
-        return []
-
-    def _start(self) -> int:
-        return self.bos if self.bos is not None else self.eos
 
     # -- scoring ------------------------------------------------------------------------------
     def _run(self, prompts: list[list[int]], params: Any) -> list[Any]:
