@@ -21,7 +21,7 @@ from typing import Any
 from assay.backends.base import Origin
 from assay.backends.registry import ModelSpec, load_backend, parse_model
 from assay.data.sources import Documents, data_dir, load_documents
-from assay.data.sources import _resolve as resolve_path
+from assay.data.sources import _resolve as resolve_data_path
 from assay.errors import BackendError, ConfigError, TaskError, UnknownNameError
 from assay.instances import Instance, attach_images, build_instances
 from assay.prompts.chat import ChatTemplate, apply_format, choose_format
@@ -89,7 +89,7 @@ def _labels(models: list[ModelSpec]) -> list[str]:
 
 def _image_base(ds: DatasetSpec, root: Path) -> Path | None:
     """Where a dataset's relative image paths start: its local file's folder."""
-    return resolve_path(ds.local.path, root).parent if ds.local is not None else None
+    return resolve_data_path(ds.local.path, root).parent if ds.local is not None else None
 
 
 def plan_task(spec: TaskSpec, path: Path, root: Path, limit: int | None = None, prompt_ids: tuple[str, ...] = ()) -> TaskPlan:

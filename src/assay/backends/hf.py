@@ -43,6 +43,28 @@ _BUCKET = 0.8
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
 
 
+def check_options(spec: ModelSpec, known: set[str], kind: str | None = None) -> str:
+    """The options every transformers backend reads: unknown names and a bad dtype are
+    ConfigErrors, ``n_threads`` is applied. ``kind`` names a model kind that supports fewer
+    options than the causal backend. Returns the dtype name."""
+    unknown = ", ".join(sorted(set(spec.args) - known))
+    if unknown:
+        problem = f"hf argument(s) {unknown} not supported for {kind}" if kind else f"unknown hf argument(s) {unknown}"
+        raise ConfigError(f"model '{spec.text}': {problem} (known: {', '.join(sorted(known))})")
+    dtype_name = str(spec.args.get("dtype", "float32"))
+    if dtype_name not in _DTYPES:
+        raise ConfigError(f"model '{spec.text}': dtype must be one of {', '.join(_DTYPES)}")
+    if "n_threads" in spec.args:
+        torch.set_num_threads(int(spec.args["n_threads"]))
+    return dtype_name
+
+
+def load_error(spec: ModelSpec, exc: Exception, what: str = "this model") -> BackendError:
+    """A transformers loading failure as one line naming the model."""
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return BackendError(f"{spec.target}: transformers cannot load {what}: {msg}")
+
+
 def _local_fingerprint(folder: Path) -> str:
     parts = []
     for f in sorted(folder.iterdir()):
@@ -165,14 +187,7 @@ class HFBackend(_HFGeneration, HFTokens, TokenScoring):
     merge=true,device_map=auto|cpu|cuda:N,load_in_8bit=true,load_in_4bit=true]``"""
 
     def __init__(self, spec: ModelSpec):
-        unknown = set(spec.args) - _ARGS
-        if unknown:
-            raise ConfigError(f"model '{spec.text}': unknown hf argument(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(_ARGS))})")
-        dtype_name = str(spec.args.get("dtype", "float32"))
-        if dtype_name not in _DTYPES:
-            raise ConfigError(f"model '{spec.text}': dtype must be one of {', '.join(_DTYPES)}")
-        if "n_threads" in spec.args:
-            torch.set_num_threads(int(spec.args["n_threads"]))
+        dtype_name = check_options(spec, _ARGS)
         self.batch_tokens = int(spec.args.get("batch_tokens", 4096))
         # score the continuations of a shared context from one pass over it (see _score_shared)
         self.share_context = bool(spec.args.get("share_context", True))
@@ -206,8 +221,7 @@ class HFBackend(_HFGeneration, HFTokens, TokenScoring):
                 where, dtype=_DTYPES[dtype_name], trust_remote_code=trust, **kwargs, **opts.model_kwargs()
             )
         except (OSError, ValueError, RuntimeError, KeyError, ImportError) as exc:
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BackendError(f"{spec.target}: transformers cannot load this model: {msg}") from exc
+            raise load_error(spec, exc) from exc
         self.model.eval()
         extra: dict = {}
         if opts.adapter is not None:

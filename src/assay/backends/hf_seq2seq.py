@@ -36,9 +36,9 @@ except ImportError as exc:  # pragma: no cover - guarded by the registry
 
 from assay.backends.base import Capabilities, ModelInfo
 from assay.backends.common import fingerprint, rolling_windows
-from assay.backends.hf import _DTYPES, _HFGeneration, _local_fingerprint
+from assay.backends.hf import _DTYPES, _HFGeneration, _local_fingerprint, check_options, load_error
 from assay.backends.registry import ModelSpec, resolve_path
-from assay.errors import BackendError, ConfigError
+from assay.errors import BackendError
 from assay.prompts.chat import ChatTemplate
 from assay.requests import (
     GenerateRequest,
@@ -59,16 +59,7 @@ class HFSeq2SeqBackend(_HFGeneration):
     encoder-decoder checkpoint."""
 
     def __init__(self, spec: ModelSpec):
-        unknown = set(spec.args) - _ARGS
-        if unknown:
-            raise ConfigError(
-                f"model '{spec.text}': hf argument(s) {', '.join(sorted(unknown))} not supported for an encoder-decoder model (known: {', '.join(sorted(_ARGS))})"
-            )
-        dtype_name = str(spec.args.get("dtype", "float32"))
-        if dtype_name not in _DTYPES:
-            raise ConfigError(f"model '{spec.text}': dtype must be one of {', '.join(_DTYPES)}")
-        if "n_threads" in spec.args:
-            torch.set_num_threads(int(spec.args["n_threads"]))
+        dtype_name = check_options(spec, _ARGS, "an encoder-decoder model")
         self.batch_tokens = int(spec.args.get("batch_tokens", 4096))
         path = resolve_path(spec)
         kwargs: dict = {}
@@ -86,8 +77,7 @@ class HFSeq2SeqBackend(_HFGeneration):
             self.tok = AutoTokenizer.from_pretrained(where, trust_remote_code=trust, **kwargs)
             self.model = AutoModelForSeq2SeqLM.from_pretrained(where, dtype=_DTYPES[dtype_name], trust_remote_code=trust, **kwargs)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BackendError(f"{spec.target}: transformers cannot load this model: {msg}") from exc
+            raise load_error(spec, exc) from exc
         self.model.eval()
         if identity[0] == "hub":
             identity = identity + (getattr(self.model.config, "_commit_hash", None),)

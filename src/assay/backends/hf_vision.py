@@ -29,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - guarded by the registry
 
 from assay.backends.base import Capabilities, ModelInfo
 from assay.backends.common import fingerprint
-from assay.backends.hf import _DTYPES, _HFGeneration, _local_fingerprint
+from assay.backends.hf import _DTYPES, _HFGeneration, _local_fingerprint, check_options, load_error
 from assay.backends.hf_load import LOAD_ARGS, LoadOptions, check_gpu_needs
 from assay.backends.registry import ModelSpec, resolve_path
 from assay.data import images as image_store
@@ -53,14 +53,7 @@ class HFVisionBackend(_HFGeneration):
     for a vision-language checkpoint (chosen automatically from its config)."""
 
     def __init__(self, spec: ModelSpec):
-        unknown = set(spec.args) - _ARGS
-        if unknown:
-            raise ConfigError(f"model '{spec.text}': unknown hf argument(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(_ARGS))})")
-        dtype_name = str(spec.args.get("dtype", "float32"))
-        if dtype_name not in _DTYPES:
-            raise ConfigError(f"model '{spec.text}': dtype must be one of {', '.join(_DTYPES)}")
-        if "n_threads" in spec.args:
-            torch.set_num_threads(int(spec.args["n_threads"]))
+        dtype_name = check_options(spec, _ARGS)
         self.batch_size = int(spec.args.get("batch_size", 8))
         opts = LoadOptions.parse(spec.text, spec.args)
         if opts.adapter is not None:
@@ -77,8 +70,7 @@ class HFVisionBackend(_HFGeneration):
                 where, revision=revision, dtype=_DTYPES[dtype_name], trust_remote_code=trust, **opts.model_kwargs()
             )
         except (OSError, ValueError, RuntimeError, KeyError, ImportError) as exc:
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BackendError(f"{spec.target}: transformers cannot load this vision-language model: {msg}") from exc
+            raise load_error(spec, exc, "this vision-language model") from exc
         self.model.eval()
         self.idefics = config.model_type == "idefics"
         self.tok = self.processor.tokenizer

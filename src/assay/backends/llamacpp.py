@@ -232,12 +232,9 @@ class LlamaCppBackend(TokenScoring):
         for (ids, targets), pos_list in zip(rows, wanted):
             total, greedy = 0.0, True
             for bpos, tgt in zip(pos_list, targets):
-                ptr = llama_cpp.llama_get_logits_ith(ctx, bpos)
-                logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float64)
-                m = logits.max()
-                lse = m + np.log(np.exp(logits - m).sum())
-                total += float(logits[tgt] - lse)
-                greedy = greedy and int(logits.argmax()) == tgt
+                lp = self._logprobs(bpos)
+                total += float(lp[tgt])
+                greedy = greedy and int(lp.argmax()) == tgt
             results.append((total, greedy))
         return results
 
