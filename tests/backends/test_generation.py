@@ -8,7 +8,9 @@ checked against a plain argmax loop; the llamacpp backend runs the embedded Smol
 from __future__ import annotations
 
 import dataclasses
+import json
 
+import numpy as np
 import pytest
 
 from assay.instances import Instance
@@ -224,3 +226,51 @@ def test_llamacpp_sampling_is_reproducible_and_order_independent(smollm2_llamacp
     assert other_seed.text != first[0].text
     # top_k=1 leaves only the argmax: sampling is then greedy
     assert b.generate([dataclasses.replace(reqs[1], top_k=1)])[0].text == first[3].text
+
+
+def _last_logits(b) -> np.ndarray:
+    import llama_cpp
+
+    return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(b.llm._ctx.ctx, -1), shape=(b.n_vocab,)).copy()
+
+
+@pytest.mark.llamacpp
+def test_llamacpp_prompt_prefix_reuse_is_bit_identical(smollm2_llamacpp, data_dir):
+    """Prompts sharing a long few-shot prefix: the whole 128-token chunks they share stay in
+    the cache, and every prompt's logits and greedy text equal those computed from an empty
+    cache, in any order."""
+    b = smollm2_llamacpp
+    rows = [json.loads(x) for x in (data_dir / "gsm8k/test.jsonl").read_text().splitlines()[:8]]
+    shots = "".join(f"Question: {r['question']}\nAnswer: {r['answer']}\n\n" for r in rows[:4])
+    prompts = [shots + f"Question: {r['question']}\nAnswer:" for r in rows[4:]]
+    toks = [b._encode(p, False) for p in prompts]
+    shared = min(len(t) for t in toks)
+    while any(t[:shared] != toks[0][:shared] for t in toks):
+        shared -= 1
+    assert shared > 3 * 128  # the few-shot prefix spans several chunks
+
+    kept: list[int] = []
+
+    def first_logits(prompt: list[int], fresh: bool) -> np.ndarray:
+        if fresh:
+            b.llm.reset()
+        b._reuse_prefix(prompt)
+        kept.append(b.llm.n_tokens)
+        next(b.llm.generate(prompt, top_k=1, temp=0.0, reset=True))
+        return _last_logits(b)
+
+    fresh = [first_logits(t, True) for t in toks]
+    assert kept == [0] * len(toks)
+    b.llm.reset()
+    kept.clear()
+    reused = [first_logits(t, False) for t in toks + toks[::-1]]
+    assert kept[0] == 0 and all(k % 128 == 0 and k >= shared - 127 for k in kept[1:])
+    for k, lg in enumerate(reused):
+        assert np.array_equal(lg, fresh[k if k < len(toks) else 2 * len(toks) - 1 - k])
+    # through the backend: the same texts whatever came before
+    reqs = [GenerateRequest(p, max_tokens=24, until=("Question:",)) for p in prompts]
+    one_by_one = []
+    for r in reqs:
+        b.llm.reset()
+        one_by_one.append(b.generate([r])[0])
+    assert b.generate(reqs[::-1])[::-1] == one_by_one

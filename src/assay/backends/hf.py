@@ -38,8 +38,16 @@ from assay.requests import (
 _ARGS = {"dtype", "max_length", "revision", "trust_remote_code", "n_threads", "batch_tokens", "share_context"} | LOAD_ARGS
 # the largest logits tensor one forward pass may return (floats): ~1 GB in float32
 _LOGITS_BUDGET = 1 << 28
-# rows of one pass are at least this share of its longest row (less padding, more passes)
+# rows of one pass are at least this share of its longest row (less padding, more passes),
+# or at most _SLACK tokens shorter: a forward pass has a fixed cost (~0.1 s for a 30-layer model
+# on CPU) that outweighs a few padding tokens per row when rows are short
 _BUCKET = 0.8
+_SLACK = 16
+
+
+def _fits(length: int, longest: int) -> bool:
+    """A row of ``length`` tokens may share a pass whose longest row has ``longest``."""
+    return longest - length <= max(_SLACK, (1 - _BUCKET) * longest)
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
 
 
@@ -329,7 +337,7 @@ class HFBackend(_HFGeneration, HFTokens, TokenScoring):
             sw = max(suf_w, max(len(pairs[i][1]) for i in g))
             n = rows + len(g)
             # a pass holds contexts of similar length: padding is computed like real tokens
-            short = len(pairs[g[0]][0]) < _BUCKET * ctx_w
+            short = not _fits(len(pairs[g[0]][0]), ctx_w)
             if cur and (short or cw * (len(cur) + 1) > self.batch_tokens or n * sw * vocab > _LOGITS_BUDGET):
                 out.append(cur)
                 cur, cw, n, sw = [], len(pairs[g[0]][0]), len(g), max(len(pairs[i][1]) for i in g)
@@ -367,7 +375,7 @@ class HFBackend(_HFGeneration, HFTokens, TokenScoring):
         while b < len(longer):
             sw = len(conts[longer[b]]) - 1
             n = max(1, min(self.batch_tokens // max(sw, 1), _LOGITS_BUDGET // (sw * vocab)))
-            chunk = [r for r in longer[b : b + n] if len(conts[r]) - 1 >= _BUCKET * sw]
+            chunk = [r for r in longer[b : b + n] if _fits(len(conts[r]) - 1, sw)]
             b += len(chunk)
             own = torch.tensor([owner[r] for r in chunk])
             sids = torch.full((len(chunk), sw), self.pad, dtype=torch.long)

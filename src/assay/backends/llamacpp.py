@@ -37,8 +37,14 @@ from assay.requests import (
 
 _ARGS = {"n_ctx", "max_length", "n_threads", "pack_tokens", "max_seqs", "seed", "share_context"}
 # How a log-likelihood is computed, part of the fingerprint: llama.cpp's numbers depend on how
-# a sequence is cut into decode calls, so the cut is fixed (the context, then the continuation)
-SCORING = "context-then-continuation-v1"
+# a sequence is cut into decode calls, so the cut is fixed (the context, then the continuation;
+# a generation prompt in chunks of _GEN_CHUNK tokens from position 0)
+SCORING = "context-then-continuation-v1;prompt-chunks-128"
+# Generation prompts are decoded in chunks that start at multiples of this. A chunk computes
+# the same whatever request it came from, so the whole chunks a prompt shares with the
+# previous one (a few-shot prefix) are kept in the cache, not recomputed, and every result
+# still equals the one computed from an empty cache.
+_GEN_CHUNK = 128
 
 
 def _quiet_logs() -> None:
@@ -80,7 +86,7 @@ class LlamaCppBackend(TokenScoring):
             self.llm = Llama(
                 model_path=str(path),
                 n_ctx=int(spec.args.get("n_ctx", self.max_length + 512)),
-                n_batch=512,
+                n_batch=_GEN_CHUNK,
                 n_threads=n_threads,
                 n_threads_batch=n_threads,
                 logits_all=False,
@@ -249,10 +255,23 @@ class LlamaCppBackend(TokenScoring):
         return None
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
-        """One request at a time, each from an empty KV cache: llama-cpp-python would otherwise
-        reuse the previous request's prefix, and the shorter decode rounds differently, so a
-        result would depend on the order of requests."""
+        """One request at a time. The prompt is decoded in chunks of ``_GEN_CHUNK`` tokens
+        from position 0; the chunks it shares whole with the previous prompt stay in the
+        cache. llama-cpp-python on its own would reuse any shared prefix, and the decode of the
+        rest would then start mid-chunk and round differently, so a result would depend on the
+        order of requests; reusing whole chunks only, it does not."""
         return [self._generate_one(r) for r in requests]
+
+    def _reuse_prefix(self, prompt: list[int]) -> None:
+        """Keep the cached whole chunks ``prompt`` starts with (at least one token is left to
+        decode, whose logits give the first new token); the rest is dropped by ``generate``."""
+        cached = self.llm.input_ids[: self.llm.n_tokens]
+        same = 0
+        for a, b in zip(cached, prompt[:-1]):
+            if a != b:
+                break
+            same += 1
+        self.llm.n_tokens = same - same % _GEN_CHUNK
 
     def _generate_one(self, r: GenerateRequest) -> GenerateResult:
         prompt = self._encode(r.context, r.special)
@@ -265,7 +284,7 @@ class LlamaCppBackend(TokenScoring):
         stop_ids = set(r.until_ids) | {t for t in map(self._special_token, r.until) if t is not None}
         out: list[int] = []
         finish = "length"
-        self.llm.reset()
+        self._reuse_prefix(prompt)
         self.llm.set_seed(r.sampling_seed if r.temperature > 0 else 0)
         try:
             for tok in self.llm.generate(
