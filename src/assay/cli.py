@@ -1,4 +1,4 @@
-"""The ``assay`` command: run | score | export | ls | validate. Thin: parsing and error reporting only.
+"""The ``assay`` command: run | score | report | export | ls | validate. Thin: parsing and error reporting only.
 
 A user's mistake (an AssayError) is one line on stderr and exit code 2; Ctrl-C is exit 130
 with a note that the stored responses are kept. Nothing heavy is imported before a command
@@ -43,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("score", help="recompute metrics of a run from its stored responses")
     s.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+
+    rp = sub.add_parser("report", help="compare runs: one self-contained HTML report and its Markdown tables")
+    rp.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="scored run folders; models with the same fingerprint are merged, only shared items are compared")
+    rp.add_argument("--output", "-o", type=Path, metavar="FILE.html", help="where to write (default: RUN_DIR/report.html for one run, ./report.html for several); the Markdown goes beside it (.md)")
 
     e = sub.add_parser("export", help="write a run's results as model-card model-index YAML")
     e.add_argument("format", choices=["model-index"])
@@ -104,6 +108,17 @@ def _cmd_score(a: argparse.Namespace) -> int:
     if not (a.run_dir / STORE_NAME).is_file():
         raise AssayError(f"{a.run_dir}: not a run folder (no {STORE_NAME})")
     score_run(a.run_dir, UI())
+    return 0
+
+
+def _cmd_report(a: argparse.Namespace) -> int:
+    from assay.reports.compare import write_reports
+
+    out = a.output or (a.run_dirs[0] / "report.html" if len(a.run_dirs) == 1 else Path("report.html"))
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise AssayError(f"--output {out}: the report is HTML; give a file name ending in .html")
+    html, md = write_reports(a.run_dirs, out)
+    print(f"wrote {html} and {md}", file=sys.stderr)
     return 0
 
 
@@ -204,7 +219,7 @@ def _cmd_validate(a: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"run": _cmd_run, "score": _cmd_score, "export": _cmd_export, "ls": _cmd_ls, "validate": _cmd_validate}[args.command]
+    handler = {"run": _cmd_run, "score": _cmd_score, "report": _cmd_report, "export": _cmd_export, "ls": _cmd_ls, "validate": _cmd_validate}[args.command]
     try:
         return handler(args)
     except AssayError as exc:

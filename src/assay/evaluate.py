@@ -31,11 +31,13 @@ from assay.schedule.scheduler import execute, pending
 from assay.scoring.extract import check_extract
 from assay.scoring.metrics import check_metrics
 from assay.scoring.score import score_task
+from assay.store.atomic import write_text_atomic
 from assay.store.runs import RunStore
 from assay.tasks import registry
 from assay.tasks.spec import DatasetSpec, TaskSpec, template_hash
 
 RESULTS_NAME = "results.json"
+REPORT_NAME = "report.html"
 # the request kind each output type needs
 REQUEST_KIND = {"multiple_choice": "loglikelihood", "loglikelihood": "loglikelihood", "match": "loglikelihood", "rolling": "rolling", "generate": "generate"}
 
@@ -322,10 +324,7 @@ def score_run(run_dir: Path, ui: UI, store: RunStore | None = None) -> dict[str,
                 if task not in groups[g]:
                     groups[g].append(task)
             out = run_dir / "samples" / label / f"{task}.jsonl"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_suffix(".tmp")
-            tmp.write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples), encoding="utf-8")
-            tmp.replace(out)
+            write_text_atomic(out, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
         doc = {
             "assay_results_version": 1,
             "created": store.get_meta("created"),
@@ -340,15 +339,29 @@ def score_run(run_dir: Path, ui: UI, store: RunStore | None = None) -> dict[str,
             "groups": _group_scores(results, groups, tasks),
         }
         path = run_dir / RESULTS_NAME
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, json.dumps(doc, indent=2, ensure_ascii=False))
         ui.leaderboard(doc)
         ui.note(f"results: {path}")
+        _write_report(run_dir, ui)
         return doc
     finally:
         if own:
             store.close()
+
+
+def _write_report(run_dir: Path, ui: UI) -> None:
+    """The run's HTML and Markdown report. The results are written already: a report that
+    cannot be made is said in one line and loses nothing (``assay report`` retries it)."""
+    try:
+        from assay.reports.compare import write_reports
+
+        html, _ = write_reports([run_dir], run_dir / REPORT_NAME)
+    except Exception as exc:  # noqa: BLE001  (any failure here must not cost the run)
+        from rich.markup import escape
+
+        ui.error(escape(f"report not written ({type(exc).__name__}: {exc}); the results are in {run_dir / RESULTS_NAME}"))
+        return
+    ui.note(f"report: {html}")
 
 
 def _group_scores(results: dict[str, dict[str, Any]], groups: dict[str, list[str]], tasks: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,351 @@
+"""Runs → one comparison document: the data every report format (HTML, Markdown) renders.
+
+``build(run_dirs)`` reads each run's ``results.json`` and ``samples/``, and returns a JSON-able
+dict (schema in ``docs``-style comments below, and in DESIGN.md "Reports"):
+
+- ``runs``, ``models``, ``tasks``: provenance (fingerprints, template hashes, chat formats,
+  package versions, dates);
+- ``scores``: task → model → primary metric (value, stderr, n, per-prompt values);
+- ``leaderboards``: overall and per task family, over the tasks every model ran;
+- ``languages``: model × language matrices of the multilingual datasets;
+- ``pairs``: paired statistics between every two models on the items both answered
+  (overall, per family, per task);
+- ``summary``: sentences written from those numbers;
+- ``items``: every (task, prompt, doc) with each model's answer, for the side-by-side viewer.
+
+A model in several runs with the same fingerprint is one model (its tasks are the union;
+for a task in two runs the later run counts); the same label with another fingerprint is
+another model, named ``label (run N)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assay.errors import AssayError
+from assay.reports import paired
+
+RESULTS_NAME = "results.json"
+# metrics whose values are not fractions of 1, and those where lower is better; tasks scored
+# by them are listed per task but left out of the averaged leaderboards
+RAW_SCALE = {"perplexity", "bits_per_byte", "cider"}
+LOWER_IS_BETTER = {"perplexity", "bits_per_byte"}
+N_BOOT = 2000  # paired bootstrap resamples per comparison
+# the item viewer shows a prompt's last characters: a 5-shot prompt repeats the same examples
+# in every item, and whole prompts would make a report of thousands of items very large
+MAX_PROMPT = 4000
+
+
+def _tail(text: str) -> str:
+    if len(text) <= MAX_PROMPT:
+        return text
+    return f"[… {len(text) - MAX_PROMPT:,} earlier characters not shown; the run's samples/ files have the whole prompt]\n" + text[-MAX_PROMPT:]
+
+
+def _when(ts: Any) -> str:
+    try:
+        return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(float(ts)))
+    except (TypeError, ValueError):
+        return "?"
+
+
+def _text(x: Any) -> str:
+    if x is None:
+        return ""
+    if isinstance(x, str):
+        return x
+    return json.dumps(x, ensure_ascii=False)
+
+
+@dataclass
+class _Run:
+    index: int
+    dir: Path
+    doc: dict[str, Any]
+    ids: dict[str, str] = field(default_factory=dict)  # label in this run -> model id
+
+
+def _load(run_dir: Path, index: int) -> _Run:
+    path = Path(run_dir) / RESULTS_NAME
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AssayError(f"{path}: no results (not a scored run folder; run `assay score {run_dir}`)") from None
+    except (OSError, ValueError) as exc:
+        raise AssayError(f"{path}: cannot read results: {exc}") from None
+    for key in ("results", "models", "tasks"):
+        if not isinstance(doc.get(key), dict):
+            raise AssayError(f"{path}: field '{key}' is missing or not a mapping")
+    return _Run(index, Path(run_dir), doc)
+
+
+def _read_samples(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    out = []
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except ValueError as exc:
+                    raise AssayError(f"{path}:{n}: not a JSON line: {exc}") from None
+    return out
+
+
+def _target_text(s: dict[str, Any]) -> str:
+    t, choices = s.get("target"), s.get("choices")
+    if choices and isinstance(t, int) and not isinstance(t, bool) and 0 <= t < len(choices):
+        return str(choices[t])
+    if choices and isinstance(t, list) and all(isinstance(x, (int, bool)) for x in t) and len(t) == len(choices):
+        return " | ".join(str(c) for c, ok in zip(choices, t) if ok)  # multiple true answers
+    return _text(t)
+
+
+def _extracted_text(s: dict[str, Any]) -> str:
+    x, choices = s.get("extracted"), s.get("choices")
+    if choices and isinstance(x, int) and not isinstance(x, bool) and 0 <= x < len(choices):
+        return f"{x}: {choices[x]}"
+    return _text(x)
+
+
+def build(run_dirs: Sequence[Path], *, n_boot: int = N_BOOT) -> dict[str, Any]:
+    if not run_dirs:
+        raise AssayError("no run folders given")
+    runs = [_load(Path(d), i) for i, d in enumerate(run_dirs)]
+    models: dict[str, dict[str, Any]] = {}
+    by_fp: dict[tuple[str, str], str] = {}
+    for run in runs:
+        for label in run.doc["results"]:
+            info = run.doc["models"].get(label, {})
+            key = (label, str(info.get("fingerprint", "")))
+            if key in by_fp:
+                run.ids[label] = by_fp[key]
+                continue
+            mid = label if label not in models else f"{label} (run {run.index + 1})"
+            by_fp[key] = run.ids[label] = mid
+            models[mid] = {
+                "id": mid, "name": info.get("name", label), "backend": info.get("backend", "?"),
+                "fingerprint": info.get("fingerprint", "?"), "run": run.index,
+                "args": {k: _text(v) for k, v in sorted((info.get("args") or {}).items())},
+            }
+
+    tasks: dict[str, dict[str, Any]] = {}
+    scores: dict[str, dict[str, dict[str, Any]]] = {}
+    notes: list[str] = []
+    for run in runs:
+        for name, meta in run.doc["tasks"].items():
+            prev = tasks.get(name)
+            if prev is not None and prev["hash"] != meta.get("hash"):
+                notes.append(f"Task {name} differs between runs (template hash {prev['hash']} vs {meta.get('hash')}); the later run's definition is listed.")
+            group = list(meta.get("group") or [])
+            language = meta.get("language")
+            entry = tasks.setdefault(name, {"name": name, "chat_formats": {}, "runs": []})
+            entry.update(
+                family=meta.get("family") or "other", language=language,
+                dataset=group[0] if (language and group) else name,
+                description=meta.get("description", ""), hash=meta.get("hash", "?"), version=meta.get("version", 1),
+                prompts={pid: p.get("hash", "?") for pid, p in (meta.get("prompts") or {}).items()}, group=group,
+            )
+            entry["runs"].append(run.index)
+            for label, per_prompt in (meta.get("chat_format") or {}).items():
+                if label in run.ids:
+                    entry["chat_formats"][run.ids[label]] = {
+                        pid: f"{cf.get('name', '?')} ({cf.get('template_hash', '-')})" for pid, cf in per_prompt.items()
+                    }
+        for label, by_task in run.doc["results"].items():
+            mid = run.ids[label]
+            for name, res in by_task.items():
+                primary = res.get("primary")
+                m = (res.get("metrics") or {}).get(primary) or {}
+                if m.get("value") is None or (isinstance(m["value"], float) and math.isnan(m["value"])):
+                    continue
+                tasks[name]["metric"] = primary
+                scores.setdefault(name, {})[mid] = {
+                    "value": m["value"], "stderr": m.get("stderr"), "n": res.get("n_items", 0),
+                    "per_prompt": {pid: v.get("value") for pid, v in (m.get("per_prompt") or {}).items() if v.get("value") is not None},
+                    "run": run.index,
+                }
+    for name, t in tasks.items():
+        metric = t.setdefault("metric", "?")
+        t["percent"] = metric not in RAW_SCALE
+        t["higher_is_better"] = metric not in LOWER_IS_BETTER
+    order = sorted(tasks, key=lambda n: (tasks[n]["family"], n))
+    tasks = {n: tasks[n] for n in order}
+    model_ids = list(models)
+
+    items = _items(runs, tasks, scores)
+    leaderboards = _leaderboards(tasks, scores, model_ids)
+    rank = {r["model"]: k for k, r in enumerate(leaderboards[0]["rows"])} if leaderboards else {}
+    model_ids.sort(key=lambda m: rank.get(m, len(rank)))
+    pairs = _pairs(tasks, items, model_ids, n_boot)
+    summary = _summary(leaderboards, pairs, model_ids) + notes
+    for p in pairs:
+        del p["_paired"]
+    names = [models[m]["id"] for m in model_ids]
+    title = "assay report: " + (" vs ".join(names) if len(names) <= 3 else f"{len(names)} models")
+    return {
+        "title": title,
+        "created": _when(time.time()),
+        "runs": [
+            {
+                "dir": str(r.dir), "created": _when(r.doc.get("created")), "scored": _when(r.doc.get("scored")),
+                "tasks": list(r.doc["tasks"]), "models": list(dict.fromkeys(r.ids.values())),
+                "environment": dict(r.doc.get("environment") or {}), "config": dict(r.doc.get("config") or {}),
+            }
+            for r in runs
+        ],
+        "models": [models[m] for m in model_ids],
+        "tasks": [{k: v for k, v in t.items()} for t in tasks.values()],
+        "scores": {n: scores.get(n, {}) for n in tasks},
+        "leaderboards": leaderboards,
+        "languages": _languages(tasks, scores, model_ids),
+        "pairs": pairs,
+        "summary": summary,
+        "items": items,
+    }
+
+
+def _items(runs: list[_Run], tasks: dict[str, dict[str, Any]], scores: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every (task, prompt, doc) any model answered, each model's answer beside the others."""
+    found: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for run in runs:
+        for label, mid in run.ids.items():
+            for name in run.doc["results"].get(label, {}):
+                if scores.get(name, {}).get(mid, {}).get("run") != run.index:
+                    continue  # this model's task was scored again in a later run
+                path = run.dir / "samples" / label / f"{name}.jsonl"
+                for s in _read_samples(path):
+                    key = (name, str(s.get("prompt_id", "")), str(s.get("doc_id", "")))
+                    item = found.setdefault(key, {
+                        "task": key[0], "prompt_id": key[1], "doc_id": key[2], "prompt": _tail(_text(s.get("prompt"))),
+                        "target": _target_text(s), "choices": [str(c) for c in s["choices"]] if s.get("choices") else None,
+                        "answers": {},
+                    })
+                    item["answers"][mid] = {
+                        "response": _text(s.get("response")), "extracted": _extracted_text(s),
+                        "score": s.get("score"), "verdict": str(s.get("verdict", "-")),
+                    }
+    order = {n: k for k, n in enumerate(tasks)}
+    out = sorted(found.values(), key=lambda it: (order.get(it["task"], 1 << 30), it["prompt_id"], _doc_order(it["doc_id"])))
+    for it in out:
+        answers = list(it["answers"].values())
+        it["disagree"] = len(answers) > 1 and (len({a["verdict"] for a in answers}) > 1 or len({a["extracted"] for a in answers}) > 1)
+    return out
+
+
+def _doc_order(doc_id: str) -> tuple[int, Any]:
+    return (0, int(doc_id)) if doc_id.isdigit() else (1, doc_id)
+
+
+def _mean_se(rows: list[dict[str, Any]]) -> tuple[float, float | None]:
+    k = len(rows)
+    value = sum(r["value"] for r in rows) / k
+    ses = [r.get("stderr") for r in rows]
+    se = math.sqrt(sum(s * s for s in ses)) / k if all(isinstance(s, (int, float)) for s in ses) else None  # type: ignore[operator]
+    return value, se
+
+
+def _leaderboards(tasks: dict[str, dict[str, Any]], scores: dict[str, dict[str, Any]], models: list[str]) -> list[dict[str, Any]]:
+    """Overall, then one per family: the mean over the scope's tasks of the primary metric,
+    on the tasks every model ran (so rows are comparable); where no task is shared by all,
+    each model's own tasks, marked ``shared: false``."""
+    averaged = [n for n, t in tasks.items() if t["percent"] and t["higher_is_better"]]
+    scopes = [("overall", averaged)] + [
+        (fam, [n for n in averaged if tasks[n]["family"] == fam]) for fam in dict.fromkeys(tasks[n]["family"] for n in averaged)
+    ]
+    out = []
+    for scope, names in scopes:
+        ran = [m for m in models if any(m in scores.get(n, {}) for n in names)]
+        if not ran:
+            continue
+        shared = [n for n in names if all(m in scores.get(n, {}) for m in ran)]
+        rows = []
+        for m in ran:
+            use = shared or [n for n in names if m in scores.get(n, {})]
+            value, se = _mean_se([scores[n][m] for n in use])
+            rows.append({"model": m, "value": value, "stderr": se, "n_tasks": len(use)})
+        rows.sort(key=lambda r: -r["value"])
+        for k, r in enumerate(rows, 1):
+            r["rank"] = k
+        out.append({"scope": scope, "tasks": shared or names, "shared": bool(shared), "rows": rows})
+    return out
+
+
+def _languages(tasks: dict[str, dict[str, Any]], scores: dict[str, dict[str, Any]], models: list[str]) -> list[dict[str, Any]]:
+    by_ds: dict[str, dict[str, str]] = {}
+    for n, t in tasks.items():
+        if t["language"] and t["dataset"] != n:
+            by_ds.setdefault(t["dataset"], {})[t["language"]] = n
+    out = []
+    for ds, langs in by_ds.items():
+        if len(langs) < 2:
+            continue
+        codes = sorted(langs)
+        values = {m: {c: scores[langs[c]][m]["value"] for c in codes if m in scores.get(langs[c], {})} for m in models}
+        values = {m: v for m, v in values.items() if v}
+        if values:
+            out.append({"dataset": ds, "languages": codes, "tasks": {c: langs[c] for c in codes}, "values": values,
+                        "percent": all(tasks[langs[c]]["percent"] for c in codes)})
+    return out
+
+
+def _pairs(tasks: dict[str, dict[str, Any]], items: list[dict[str, Any]], models: list[str], n_boot: int) -> list[dict[str, Any]]:
+    """Every two models on the items both answered with a per-item score: overall, per family
+    and per task. Over several tasks every task weighs the same (the leaderboard's mean of
+    task means), and the interval and p-value respect that (``paired.stratified_compare``)."""
+    averaged = {n for n, t in tasks.items() if t["percent"] and t["higher_is_better"]}
+    scopes: list[tuple[str, str, set[str]]] = [("overall", "overall", averaged)]
+    for fam in dict.fromkeys(tasks[n]["family"] for n in tasks if n in averaged):
+        scopes.append((fam, "family", {n for n in averaged if tasks[n]["family"] == fam}))
+    scopes += [(n, "task", {n}) for n in tasks if n in averaged]
+    out = []
+    for a, b in itertools.combinations(models, 2):
+        both = [it for it in items if _scored(it, a) and _scored(it, b)]
+        for scope, kind, names in scopes:
+            rows = [it for it in both if it["task"] in names]
+            if not rows:
+                continue
+            by_task: dict[str, tuple[list[float], list[float]]] = {}
+            for it in rows:
+                xs, ys = by_task.setdefault(it["task"], ([], []))
+                xs.append(it["answers"][a]["score"])
+                ys.append(it["answers"][b]["score"])
+            p = paired.stratified_compare(list(by_task.values()), n_boot=n_boot, seed=0)
+            out.append({"scope": scope, "kind": kind, "a": a, "b": b, **p.as_dict(), "_paired": p})
+    return out
+
+
+def _scored(item: dict[str, Any], model: str) -> bool:
+    ans = item["answers"].get(model)
+    return ans is not None and isinstance(ans.get("score"), (int, float)) and not math.isnan(ans["score"])
+
+
+def _summary(leaderboards: list[dict[str, Any]], pairs: list[dict[str, Any]], models: list[str]) -> list[str]:
+    scopes = []
+    for lb in leaderboards:
+        kind = "overall" if lb["scope"] == "overall" else "family"
+        ps = []
+        for p in pairs:
+            if p["scope"] == lb["scope"] and p["kind"] == kind:
+                ps.append((p["a"], p["b"], p["_paired"]))
+        scopes.append(paired.Scope(name=lb["scope"], kind=kind, scores={r["model"]: r["value"] for r in lb["rows"]}, pairs=ps))
+    return paired.summarise(scopes) if scopes else ["No scored tasks in these runs."]
+
+
+def write_reports(run_dirs: Sequence[Path], html_path: Path) -> tuple[Path, Path]:
+    """Build the comparison of ``run_dirs`` and write it as HTML at ``html_path`` and as
+    Markdown beside it (same name, ``.md``)."""
+    from assay.reports.html import write_html
+    from assay.reports.markdown import write_markdown
+
+    doc = build(run_dirs)
+    html_path = Path(html_path)
+    return write_html(doc, html_path), write_markdown(doc, html_path.with_suffix(".md"))

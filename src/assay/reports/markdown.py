@@ -1,0 +1,96 @@
+"""The comparison document as Markdown: the summary, the leaderboards, the per-task table,
+the language matrices, the paired statistics (overall and per family) and the provenance.
+The HTML report holds the same numbers plus the plots and the item viewer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from assay.store.atomic import write_text_atomic
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
+    out = ["| " + " | ".join(_cell(h) for h in head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return out + [""]
+
+
+def fmt(value: float | None, percent: bool, stderr: float | None = None) -> str:
+    if value is None:
+        return "—"
+    if percent:
+        text = f"{100 * value:.1f}"
+        return text + (f" ± {100 * stderr:.1f}" if stderr is not None else "")
+    return f"{value:.3f}" + (f" ± {stderr:.3f}" if stderr is not None else "")
+
+
+def _signed(x: float, percent: bool) -> str:
+    text = f"{abs(100 * x):.1f}" if percent else f"{abs(x):.3f}"
+    return ("−" if x < 0 and float(text) != 0 else "+" if x > 0 and float(text) != 0 else "") + text
+
+
+def _p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def render_markdown(doc: dict[str, Any]) -> str:
+    tasks = {t["name"]: t for t in doc["tasks"]}
+    models = [m["id"] for m in doc["models"]]
+    out = [f"# {doc['title']}", "", f"{len(models)} model(s), {len(tasks)} task(s), {len(doc['runs'])} run(s); written {doc['created']}.", ""]
+    out += ["## Summary", ""] + [f"- {s}" for s in doc["summary"]] + [""]
+
+    out += ["## Leaderboards", ""]
+    for lb in doc["leaderboards"]:
+        scope = "Overall" if lb["scope"] == "overall" else lb["scope"]
+        note = f"mean over {len(lb['tasks'])} task(s) every model ran" if lb.get("shared", True) else "no task is shared by every model: each model's own tasks"
+        out += [f"### {scope}", "", f"Primary metric, {note}; ± is the standard error.", ""]
+        out += _table(["rank", "model", "score", "tasks"], [[r["rank"], r["model"], fmt(r["value"], True, r["stderr"]), r["n_tasks"]] for r in lb["rows"]])
+
+    out += ["## Per task", ""]
+    rows = []
+    for name, t in tasks.items():
+        sc = doc["scores"].get(name, {})
+        present = [sc[m]["value"] for m in models if m in sc]
+        best = (max if t["higher_is_better"] else min)(present) if present else None
+        cells = []
+        for m in models:
+            if m not in sc:
+                cells.append("—")
+                continue
+            text = fmt(sc[m]["value"], t["percent"], sc[m].get("stderr"))
+            cells.append(f"**{text}**" if len(present) > 1 and sc[m]["value"] == best else text)
+        metric = f"{t['metric']} (%)" if t["percent"] else t["metric"]
+        rows.append([t["family"], name, metric, *cells])
+    out += _table(["family", "task", "metric", *models], rows)
+
+    for lang in doc["languages"]:
+        out += [f"## {lang['dataset']} by language", ""]
+        out += _table(["model", *lang["languages"]], [[m, *(fmt(v.get(c), lang["percent"]) for c in lang["languages"])] for m, v in lang["values"].items()])
+
+    pairs = [p for p in doc["pairs"] if p["kind"] in ("overall", "family")]
+    if pairs:
+        out += ["## Paired comparisons", "", "On the items both models answered (each item once); Δ = A − B in points; 95% paired bootstrap interval.", ""]
+        out += _table(
+            ["scope", "A", "B", "items", "Δ", "95% CI", "p", "test", "verdict"],
+            [[p["scope"], p["a"], p["b"], p["n"], _signed(p["diff"], True), f"{_signed(p['ci_low'], True)} to {_signed(p['ci_high'], True)}",
+              _p(p["p_value"]), p["test"], "significant" if p["significant"] else "too close to call"] for p in pairs],
+        )
+
+    out += ["## Provenance", ""]
+    out += _table(["model", "backend", "fingerprint", "run"], [[m["id"], m["backend"], m["fingerprint"], doc["runs"][m["run"]]["dir"]] for m in doc["models"]])
+    out += _table(["task", "version", "hash", "prompts (template hash)"],
+                  [[t["name"], t["version"], t["hash"], ", ".join(f"{k} ({v})" for k, v in t["prompts"].items())] for t in tasks.values()])
+    for r in doc["runs"]:
+        env = ", ".join(f"{k} {v}" for k, v in r["environment"].items())
+        out += [f"- `{r['dir']}`: created {r['created']}, scored {r['scored']}; {env}"]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def write_markdown(doc: dict[str, Any], path: Path) -> Path:
+    write_text_atomic(Path(path), render_markdown(doc))
+    return Path(path)
