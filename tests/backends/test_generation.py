@@ -274,3 +274,24 @@ def test_llamacpp_prompt_prefix_reuse_is_bit_identical(smollm2_llamacpp, data_di
         b.llm.reset()
         one_by_one.append(b.generate([r])[0])
     assert b.generate(reqs[::-1])[::-1] == one_by_one
+
+
+@pytest.mark.hf
+def test_hf_fast_greedy_equals_transformers_generate(smollm2_hf, data_dir):
+    """The greedy loop (shared few-shot prefix computed once, stopped rows leave the batch)
+    gives SmolLM2's real GSM8K 5-shot prompts the same tokens as ``model.generate``."""
+    b = smollm2_hf
+    rows = [json.loads(x) for x in (data_dir / "gsm8k/test.jsonl").read_text().splitlines()[:10]]
+    shots = "".join(f"Question: {r['question']}\nAnswer: {r['answer']}\n\n" for r in rows[:5])
+    reqs = [GenerateRequest(shots + f"Question: {r['question']}\nAnswer:", max_tokens=48, until=("Question:", "\n\n")) for r in rows[5:]]
+    reqs.append(GenerateRequest("Count: one, two, three,", max_tokens=12))  # no shared prefix with the others
+    assert b._plain_greedy()
+    fast = b.generate(reqs)
+    b.share_context = False
+    try:
+        plain = b.generate(reqs)
+    finally:
+        b.share_context = True
+    assert fast == plain
+    assert {r.finish_reason for r in fast} == {"stop", "length"}  # rows end at different steps
+    assert b.generate(reqs[:5]) == plain[:5]  # a shared prefix of five rows

@@ -43,6 +43,8 @@ _LOGITS_BUDGET = 1 << 28
 # on CPU) that outweighs a few padding tokens per row when rows are short
 _BUCKET = 0.8
 _SLACK = 16
+# greedy generation computes a prompt prefix shared by every row once when it is this long
+_MIN_SHARED_PREFIX = 32
 
 
 def _fits(length: int, longest: int) -> bool:
@@ -422,19 +424,86 @@ class HFBackend(_HFGeneration, HFTokens, TokenScoring):
         for r in reqs:
             toks = self._encode(r.context, r.special)
             seqs.append((self._prefix(toks) + toks)[-room:])
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), self.pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for j, s in enumerate(seqs):
-            ids[j, width - len(s):] = torch.tensor(s)
-            mask[j, width - len(s):] = 1
         stop_ids = self._stop_ids(r0)
-        kwargs = self._generate_kwargs(r0, stop_ids, width)
         try:
+            if r0.temperature == 0 and r0.repetition_penalty == 1.0 and self.share_context and self._plain_greedy():
+                return self._results(reqs, self._greedy(seqs, r0, stop_ids), stop_ids)
+            width = max(len(s) for s in seqs)
+            ids = torch.full((len(seqs), width), self.pad, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for j, s in enumerate(seqs):
+                ids[j, width - len(s):] = torch.tensor(s)
+                mask[j, width - len(s):] = 1
+            kwargs = self._generate_kwargs(r0, stop_ids, width)
             out = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **kwargs).cpu()
         except (RuntimeError, ValueError) as exc:
             raise BackendError(f"transformers generation failed: {exc}") from exc
         return self._results(reqs, [out[j, width:].tolist() for j in range(len(reqs))], stop_ids)
+
+    def _plain_greedy(self) -> bool:
+        """Greedy decoding is a plain argmax for this model: its generation config adds no
+        logits processor (n-gram bans, suppressed or forced tokens, biases, a minimum length)."""
+        gc = self.model.generation_config
+        off = (None, 0, [], {})
+        names = ("no_repeat_ngram_size", "bad_words_ids", "suppress_tokens", "begin_suppress_tokens", "forced_bos_token_id",
+                 "forced_eos_token_id", "sequence_bias", "min_length", "min_new_tokens", "exponential_decay_length_penalty")
+        return all(getattr(gc, name, None) in off for name in names)
+
+    @torch.inference_mode()
+    def _greedy(self, seqs: list[list[int]], r0: GenerateRequest, stop_ids: list[int]) -> list[list[int]]:
+        """Greedy decoding of a batch, faster than ``model.generate`` on the same arithmetic:
+        the prompt prefix every row shares (a few-shot prefix) is computed once and its cache
+        copied to each row, and a row that has stopped leaves the batch instead of being
+        computed as padding until the longest row ends. Each row gets the tokens
+        ``generate`` would give it (tests compare the two)."""
+        dev = self.device
+        n = len(seqs)
+        shared = 0
+        shortest = min(len(s) for s in seqs)
+        while shared < shortest - 1 and all(s[shared] == seqs[0][shared] for s in seqs):
+            shared += 1
+        if n == 1 or shared < _MIN_SHARED_PREFIX:
+            shared = 0
+        cache = None
+        if shared:
+            first = self.model(input_ids=torch.tensor([seqs[0][:shared]], device=dev), use_cache=True)
+            cache = self._select_cache(first.past_key_values, torch.zeros(n, dtype=torch.long, device=dev))
+        rest = [s[shared:] for s in seqs]
+        width = max(len(s) for s in rest)
+        ids = torch.full((n, width), self.pad, dtype=torch.long)
+        mask = torch.zeros((n, shared + width), dtype=torch.long)
+        mask[:, :shared] = 1
+        for j, s in enumerate(rest):
+            ids[j, width - len(s):] = torch.tensor(s)
+            mask[j, shared + width - len(s):] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
+        out = self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev), past_key_values=cache, use_cache=True, logits_to_keep=1)
+        cache, mask, last = out.past_key_values, mask.to(dev), pos[:, -1].to(dev)
+        logits = out.logits[:, -1]
+        stops = set(stop_ids)
+        until = [u for u in r0.until if u]
+        tail = 2 * max((len(u) for u in until), default=0) + 8  # tokens that can hold a stop string
+        new: list[list[int]] = [[] for _ in range(n)]
+        active = list(range(n))  # row of the batch -> request
+        for step in range(r0.max_tokens):
+            tokens = logits.float().argmax(-1).tolist()
+            keep = []
+            for k, (row, t) in enumerate(zip(active, tokens)):
+                new[row].append(t)
+                done = t in stops or (until and any(u in self.tok.decode(new[row][-tail:], skip_special_tokens=False) for u in until))
+                if not done:
+                    keep.append(k)
+            if not keep or step == r0.max_tokens - 1:
+                break
+            if len(keep) < len(active):
+                sel = torch.tensor(keep, device=dev)
+                cache, mask, last = self._select_cache(cache, sel), mask[sel], last[sel]
+                active = [active[k] for k in keep]
+            nxt = torch.tensor([[new[row][-1]] for row in active], device=dev)
+            mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype, device=dev)], dim=1)
+            last = last + 1
+            logits = self.model(input_ids=nxt, attention_mask=mask, position_ids=last[:, None], past_key_values=cache, use_cache=True).logits[:, -1]
+        return new
 
     def chat_template(self) -> ChatTemplate | None:
         src = getattr(self.tok, "chat_template", None)
