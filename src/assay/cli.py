@@ -123,18 +123,10 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
-    import json
-
-    from assay.evaluate import RESULTS_NAME
     from assay.reports import modelindex
+    from assay.reports.compare import load_results
 
-    path = a.run_dir / RESULTS_NAME
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AssayError(f"{path}: no results yet (run `assay score {a.run_dir}` first)") from None
-    except (OSError, ValueError) as exc:
-        raise AssayError(f"{path}: cannot read results: {exc}") from None
+    doc = load_results(a.run_dir, required=("results",))
     model = a.model
     if model is None:
         if len(doc["results"]) != 1:

@@ -72,17 +72,23 @@ class _Run:
     ids: dict[str, str] = field(default_factory=dict)  # label in this run -> model id
 
 
-def _load(run_dir: Path, index: int) -> _Run:
+def load_results(run_dir: Path, required: Sequence[str] = ("results", "models", "tasks")) -> dict[str, Any]:
+    """A run folder's ``results.json``; a missing or unreadable file is one line naming it."""
     path = Path(run_dir) / RESULTS_NAME
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise AssayError(f"{path}: no results (not a scored run folder; run `assay score {run_dir}`)") from None
+        raise AssayError(f"{path}: no results yet (run `assay score {run_dir}` first)") from None
     except (OSError, ValueError) as exc:
         raise AssayError(f"{path}: cannot read results: {exc}") from None
-    for key in ("results", "models", "tasks"):
+    for key in required:
         if not isinstance(doc.get(key), dict):
             raise AssayError(f"{path}: field '{key}' is missing or not a mapping")
+    return doc
+
+
+def _load(run_dir: Path, index: int) -> _Run:
+    doc = load_results(run_dir)
     return _Run(index, Path(run_dir), doc)
 
 

@@ -61,6 +61,14 @@ def _esc(text: object) -> str:
     return html.escape(_XML_INVALID.sub("", str(text)), quote=True)
 
 
+def _row_label(attr: str, name: str, x: float, y: float, limit: int | None = None) -> str:
+    """A row's name at the left of a chart, right-aligned, cut to ``limit`` characters with the
+    whole name as its tooltip; ``data-<attr>`` carries it for tests."""
+    text = _truncate(name, limit) if limit else _truncate(name)
+    return (f'<g class="row" data-{attr}="{_esc(name)}"><title>{_esc(name)}</title>'
+            f'<text class="row-label" x="{_num(x)}" y="{_num(y)}" dy="0.32em" font-size="{_FONT}" text-anchor="end">{_esc(text)}</text></g>')
+
+
 def _truncate(text: str, limit: int = _LABEL_MAX) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -418,9 +426,7 @@ def heatmap(rows: Sequence[str], cols: Sequence[str], values: Mapping[tuple[str,
         body.append(_col_label(col, left + ci * _CELL_W + _CELL_W / 2, top - 6, rotate))
     for ri, row in enumerate(rows):
         y = top + ri * _CELL_H
-        body.append(f'<g class="row" data-row="{_esc(row)}"><title>{_esc(row)}</title>'
-                    f'<text class="row-label" x="{_num(left - 6)}" y="{_num(y + _CELL_H / 2 - 1)}" dy="0.32em" '
-                    f'font-size="{_FONT}" text-anchor="end">{_esc(_truncate(row, 24))}</text></g>')
+        body.append(_row_label("row", row, left - 6, y + _CELL_H / 2 - 1, 24))
         for ci, col in enumerate(cols):
             body.append(_cell(row, col, vals[(row, col)], left + ci * _CELL_W, y, lo, hi, percent))
     return _svg(width, height, title, body, "heatmap")
@@ -498,9 +504,7 @@ def spread_plot(datasets: Sequence[str], models: Sequence[str], values: Mapping[
             *_value_axis_x(axis, top, top + len(datasets) * row_h, "score (%)" if percent else "score")]
     for di, dataset in enumerate(datasets):
         y0 = top + di * row_h
-        body.append(f'<g class="row" data-dataset="{_esc(dataset)}"><title>{_esc(dataset)}</title>'
-                    f'<text class="row-label" x="{_num(left - 4)}" y="{_num(y0 + row_h / 2)}" dy="0.32em" '
-                    f'font-size="{_FONT}" text-anchor="end">{_esc(_truncate(dataset))}</text></g>')
+        body.append(_row_label("dataset", dataset, left - 4, y0 + row_h / 2))
         for mi, model in enumerate(models):
             y = y0 + 5 + mi * _BAND_H + _BAND_H / 2
             body.extend(_spread_band(dataset, model, scores[(dataset, model)], y, axis, colors[model], percent))
