@@ -333,7 +333,7 @@ def score_run(run_dir: Path, ui: UI, store: RunStore | None = None) -> dict[str,
             "environment": _versions(),
             "models": {lbl: {"fingerprint": fp, **info} for lbl, (fp, info) in models.items()},
             # the latest computation per model (a re-run that computes nothing keeps it)
-            "compute": {lbl: store.get_meta(f"compute:{lbl}") for lbl in models if store.get_meta(f"compute:{lbl}") is not None},
+            "compute": {lbl: stats for lbl in models if (stats := store.get_meta(f"compute:{lbl}")) is not None},
             "tasks": tasks,
             "results": results,
             "groups": _group_scores(results, groups, tasks),

@@ -41,20 +41,28 @@ def _run(backend, requests, batch_size, folder):
         store.close()
 
 
-@pytest.mark.hf
-@pytest.mark.slow
-def test_shared_context_scores_equal_the_plain_path_on_real_items(smollm2_hf, data_dir, tmp_path):
-    assert smollm2_hf.share_context
-    plain = load_backend(parse_model("hf:smollm2-135m-instruct,share_context=false"))
+def _both_paths(shared, plain_model: str, tmp_path, tasks=None):
+    """The same real requests through the shared path (batch 64) and a plain backend loaded
+    from ``plain_model`` (batch 16): (requests, items, shared results, plain results)."""
+    assert shared.share_context
+    plain = load_backend(parse_model(plain_model))
     try:
-        requests, items = _requests(smollm2_hf, tmp_path)
-        assert len(items) == sum(TASKS.values()) and len(requests) > 800
-        # the choices of an item share their context: the case the shared path exists for
-        assert sum(1 for keys, _ in items if len({requests[k].context for k in keys}) == 1) == len(items)
-        fast = _run(smollm2_hf, requests, 64, tmp_path / "shared")
+        requests, items = _requests(shared, tmp_path, tasks)
+        assert len(items) == sum((tasks or TASKS).values())
+        fast = _run(shared, requests, 64, tmp_path / "shared")
         slow = _run(plain, requests, 16, tmp_path / "plain")
     finally:
         plain.close()
+    return requests, items, fast, slow
+
+
+@pytest.mark.hf
+@pytest.mark.slow
+def test_shared_context_scores_equal_the_plain_path_on_real_items(smollm2_hf, data_dir, tmp_path):
+    requests, items, fast, slow = _both_paths(smollm2_hf, "hf:smollm2-135m-instruct,share_context=false", tmp_path)
+    assert len(requests) > 800
+    # the choices of an item share their context: the case the shared path exists for
+    assert sum(1 for keys, _ in items if len({requests[k].context for k in keys}) == 1) == len(items)
     diffs = [abs(fast[k].logprob - slow[k].logprob) for k in requests]
     assert max(diffs) < 1e-4, sorted(diffs)[-5:]
     assert all(fast[k].is_greedy == slow[k].is_greedy and fast[k].n_tokens == slow[k].n_tokens for k in requests)
@@ -73,15 +81,7 @@ LLAMA_TASKS = {"hellaswag": 30, "arc_challenge": 30, "mmlu_anatomy": 30}
 @pytest.mark.llamacpp
 @pytest.mark.slow
 def test_llamacpp_shared_context_is_bit_identical_to_the_plain_path(smollm2_llamacpp, data_dir, tmp_path):
-    assert smollm2_llamacpp.share_context
-    plain = load_backend(parse_model("smollm2-135m-instruct,share_context=false"))
-    try:
-        requests, items = _requests(smollm2_llamacpp, tmp_path, LLAMA_TASKS)
-        assert len(items) == sum(LLAMA_TASKS.values())
-        fast = _run(smollm2_llamacpp, requests, 64, tmp_path / "shared")
-        slow = _run(plain, requests, 16, tmp_path / "plain")
-    finally:
-        plain.close()
+    requests, items, fast, slow = _both_paths(smollm2_llamacpp, "smollm2-135m-instruct,share_context=false", tmp_path, LLAMA_TASKS)
     # llama.cpp's numbers depend on how a sequence is cut into decode calls; both paths cut it
     # the same way (context, then continuation), so they agree exactly, not just closely
     assert all(fast[k].logprob == slow[k].logprob and fast[k].is_greedy == slow[k].is_greedy for k in requests)

@@ -50,6 +50,21 @@ _MIN_SHARED_PREFIX = 32
 def _fits(length: int, longest: int) -> bool:
     """A row of ``length`` tokens may share a pass whose longest row has ``longest``."""
     return longest - length <= max(_SLACK, (1 - _BUCKET) * longest)
+
+
+def _left_pad(seqs: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows right-aligned in a batch as wide as the longest: input ids filled with ``pad``,
+    and the attention mask of the real tokens."""
+    width = max(len(x) for x in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for j, x in enumerate(seqs):
+        if x:
+            ids[j, width - len(x):] = torch.tensor(x)
+            mask[j, width - len(x):] = 1
+    return ids, mask
+
+
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
 
 
@@ -280,14 +295,8 @@ class HFBackend(_HFGeneration, HFTokens, TokenScoring):
     def _score_rows(self, rows: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
         out: list[tuple[float, bool] | None] = [None] * len(rows)
         for group in self._batches([len(r[0]) for r in rows]):
-            width = max(len(rows[i][0]) for i in group)
             keep = max(len(rows[i][1]) for i in group)
-            ids = torch.full((len(group), width), self.pad, dtype=torch.long)
-            mask = torch.zeros((len(group), width), dtype=torch.long)
-            for j, i in enumerate(group):
-                seq = rows[i][0]
-                ids[j, width - len(seq):] = torch.tensor(seq)
-                mask[j, width - len(seq):] = 1
+            ids, mask = _left_pad([rows[i][0] for i in group], self.pad)
             pos = (mask.cumsum(-1) - 1).clamp(min=0)
             dev = self.device
             logits = self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev), logits_to_keep=keep).logits
@@ -356,12 +365,7 @@ class HFBackend(_HFGeneration, HFTokens, TokenScoring):
         over every continuation but its last token, right-padded, each row reading its
         context's cache, with positions continuing the context's."""
         dev = self.device
-        width = max(len(c) for c, _ in groups)
-        ids = torch.full((len(groups), width), self.pad, dtype=torch.long)
-        mask = torch.zeros((len(groups), width), dtype=torch.long)
-        for j, (ctx, _) in enumerate(groups):
-            ids[j, width - len(ctx):] = torch.tensor(ctx)
-            mask[j, width - len(ctx):] = 1
+        ids, mask = _left_pad([ctx for ctx, _ in groups], self.pad)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         first = self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev), use_cache=True, logits_to_keep=1)
         first_lp = torch.log_softmax(first.logits[:, -1].float(), dim=-1).cpu()
@@ -428,12 +432,8 @@ class HFBackend(_HFGeneration, HFTokens, TokenScoring):
         try:
             if r0.temperature == 0 and r0.repetition_penalty == 1.0 and self.share_context and self._plain_greedy():
                 return self._results(reqs, self._greedy(seqs, r0, stop_ids), stop_ids)
-            width = max(len(s) for s in seqs)
-            ids = torch.full((len(seqs), width), self.pad, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for j, s in enumerate(seqs):
-                ids[j, width - len(s):] = torch.tensor(s)
-                mask[j, width - len(s):] = 1
+            ids, mask = _left_pad(seqs, self.pad)
+            width = ids.shape[1]
             kwargs = self._generate_kwargs(r0, stop_ids, width)
             out = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **kwargs).cpu()
         except (RuntimeError, ValueError) as exc:
@@ -458,24 +458,16 @@ class HFBackend(_HFGeneration, HFTokens, TokenScoring):
         ``generate`` would give it (tests compare the two)."""
         dev = self.device
         n = len(seqs)
-        shared = 0
-        shortest = min(len(s) for s in seqs)
-        while shared < shortest - 1 and all(s[shared] == seqs[0][shared] for s in seqs):
-            shared += 1
+        # every row keeps at least one token of its own, whose logits give its first new token
+        shared = min(len(os.path.commonprefix(seqs)), min(len(x) for x in seqs) - 1)
         if n == 1 or shared < _MIN_SHARED_PREFIX:
             shared = 0
         cache = None
         if shared:
             first = self.model(input_ids=torch.tensor([seqs[0][:shared]], device=dev), use_cache=True)
             cache = self._select_cache(first.past_key_values, torch.zeros(n, dtype=torch.long, device=dev))
-        rest = [s[shared:] for s in seqs]
-        width = max(len(s) for s in rest)
-        ids = torch.full((n, width), self.pad, dtype=torch.long)
-        mask = torch.zeros((n, shared + width), dtype=torch.long)
-        mask[:, :shared] = 1
-        for j, s in enumerate(rest):
-            ids[j, width - len(s):] = torch.tensor(s)
-            mask[j, shared + width - len(s):] = 1
+        ids, rest_mask = _left_pad([x[shared:] for x in seqs], self.pad)
+        mask = torch.cat([torch.ones((n, shared), dtype=torch.long), rest_mask], dim=1)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
         out = self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev), past_key_values=cache, use_cache=True, logits_to_keep=1)
         cache, mask, last = out.past_key_values, mask.to(dev), pos[:, -1].to(dev)

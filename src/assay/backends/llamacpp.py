@@ -265,12 +265,7 @@ class LlamaCppBackend(TokenScoring):
     def _reuse_prefix(self, prompt: list[int]) -> None:
         """Keep the cached whole chunks ``prompt`` starts with (at least one token is left to
         decode, whose logits give the first new token); the rest is dropped by ``generate``."""
-        cached = self.llm.input_ids[: self.llm.n_tokens]
-        same = 0
-        for a, b in zip(cached, prompt[:-1]):
-            if a != b:
-                break
-            same += 1
+        same = len(os.path.commonprefix([self.llm.input_ids[: self.llm.n_tokens].tolist(), prompt[:-1]]))
         self.llm.n_tokens = same - same % _GEN_CHUNK
 
     def _generate_one(self, r: GenerateRequest) -> GenerateResult:

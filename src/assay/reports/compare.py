@@ -192,11 +192,7 @@ def build(run_dirs: Sequence[Path], *, n_boot: int = N_BOOT) -> dict[str, Any]:
     rank = {r["model"]: k for k, r in enumerate(leaderboards[0]["rows"])} if leaderboards else {}
     model_ids.sort(key=lambda m: rank.get(m, len(rank)))
     pairs = _pairs(tasks, items, model_ids, n_boot)
-    summary = _summary(leaderboards, pairs, model_ids) + notes
-    for p in pairs:
-        del p["_paired"]
-    names = [models[m]["id"] for m in model_ids]
-    title = "assay report: " + (" vs ".join(names) if len(names) <= 3 else f"{len(names)} models")
+    title = "assay report: " + (" vs ".join(model_ids) if len(model_ids) <= 3 else f"{len(model_ids)} models")
     return {
         "title": title,
         "created": _when(time.time()),
@@ -209,12 +205,12 @@ def build(run_dirs: Sequence[Path], *, n_boot: int = N_BOOT) -> dict[str, Any]:
             for r in runs
         ],
         "models": [models[m] for m in model_ids],
-        "tasks": [{k: v for k, v in t.items()} for t in tasks.values()],
+        "tasks": list(tasks.values()),
         "scores": {n: scores.get(n, {}) for n in tasks},
         "leaderboards": leaderboards,
         "languages": _languages(tasks, scores, model_ids),
-        "pairs": pairs,
-        "summary": summary,
+        "pairs": [{"scope": scope, "kind": kind, "a": a, "b": b, **p.as_dict()} for scope, kind, a, b, p in pairs],
+        "summary": _summary(leaderboards, pairs) + notes,
         "items": items,
     }
 
@@ -303,29 +299,32 @@ def _languages(tasks: dict[str, dict[str, Any]], scores: dict[str, dict[str, Any
     return out
 
 
-def _pairs(tasks: dict[str, dict[str, Any]], items: list[dict[str, Any]], models: list[str], n_boot: int) -> list[dict[str, Any]]:
+# (scope, kind, model a, model b, statistics)
+_Pair = tuple[str, str, str, str, paired.Paired]
+
+
+def _pairs(tasks: dict[str, dict[str, Any]], items: list[dict[str, Any]], models: list[str], n_boot: int) -> list[_Pair]:
     """Every two models on the items both answered with a per-item score: overall, per family
     and per task. Over several tasks every task weighs the same (the leaderboard's mean of
     task means), and the interval and p-value respect that (``paired.stratified_compare``)."""
-    averaged = {n for n, t in tasks.items() if t["percent"] and t["higher_is_better"]}
-    scopes: list[tuple[str, str, set[str]]] = [("overall", "overall", averaged)]
-    for fam in dict.fromkeys(tasks[n]["family"] for n in tasks if n in averaged):
-        scopes.append((fam, "family", {n for n in averaged if tasks[n]["family"] == fam}))
-    scopes += [(n, "task", {n}) for n in tasks if n in averaged]
+    averaged = [n for n, t in tasks.items() if t["percent"] and t["higher_is_better"]]
+    scopes: list[tuple[str, str, list[str]]] = [("overall", "overall", averaged)]
+    for fam in dict.fromkeys(tasks[n]["family"] for n in averaged):
+        scopes.append((fam, "family", [n for n in averaged if tasks[n]["family"] == fam]))
+    scopes += [(n, "task", [n]) for n in averaged]
     out = []
     for a, b in itertools.combinations(models, 2):
-        both = [it for it in items if _scored(it, a) and _scored(it, b)]
-        for scope, kind, names in scopes:
-            rows = [it for it in both if it["task"] in names]
-            if not rows:
-                continue
-            by_task: dict[str, tuple[list[float], list[float]]] = {}
-            for it in rows:
+        # per task, the two models' scores on the items both answered
+        by_task: dict[str, tuple[list[float], list[float]]] = {}
+        for it in items:
+            if _scored(it, a) and _scored(it, b):
                 xs, ys = by_task.setdefault(it["task"], ([], []))
                 xs.append(it["answers"][a]["score"])
                 ys.append(it["answers"][b]["score"])
-            p = paired.stratified_compare(list(by_task.values()), n_boot=n_boot, seed=0)
-            out.append({"scope": scope, "kind": kind, "a": a, "b": b, **p.as_dict(), "_paired": p})
+        for scope, kind, names in scopes:
+            groups = [by_task[n] for n in names if n in by_task]
+            if groups:
+                out.append((scope, kind, a, b, paired.stratified_compare(groups, n_boot=n_boot, seed=0)))
     return out
 
 
@@ -334,14 +333,11 @@ def _scored(item: dict[str, Any], model: str) -> bool:
     return ans is not None and isinstance(ans.get("score"), (int, float)) and not math.isnan(ans["score"])
 
 
-def _summary(leaderboards: list[dict[str, Any]], pairs: list[dict[str, Any]], models: list[str]) -> list[str]:
+def _summary(leaderboards: list[dict[str, Any]], pairs: list[_Pair]) -> list[str]:
     scopes = []
     for lb in leaderboards:
         kind = "overall" if lb["scope"] == "overall" else "family"
-        ps = []
-        for p in pairs:
-            if p["scope"] == lb["scope"] and p["kind"] == kind:
-                ps.append((p["a"], p["b"], p["_paired"]))
+        ps = [(a, b, p) for scope, k, a, b, p in pairs if scope == lb["scope"] and k == kind]
         scopes.append(paired.Scope(name=lb["scope"], kind=kind, scores={r["model"]: r["value"] for r in lb["rows"]}, pairs=ps))
     return paired.summarise(scopes) if scopes else ["No scored tasks in these runs."]
 

@@ -66,7 +66,7 @@ def fmt_stderr(stderr: object, percent: bool) -> str:
     return "" if s is None else f"± {fmt_value(s, percent)}"
 
 
-def _fmt_diff(diff: object, percent: bool) -> str:
+def fmt_diff(diff: object, percent: bool) -> str:
     """A signed difference; percentage scores differ by points, not by percent."""
     d = _finite(diff)
     if d is None:
@@ -75,14 +75,14 @@ def _fmt_diff(diff: object, percent: bool) -> str:
     return text.replace("-", _MINUS)
 
 
-def _fmt_ci(low: object, high: object, percent: bool) -> str:
+def fmt_ci(low: object, high: object, percent: bool) -> str:
     lo, hi = _finite(low), _finite(high)
     if lo is None or hi is None:
         return _DASH
     return f"[{fmt_value(lo, percent)}, {fmt_value(hi, percent)}]".replace("-", _MINUS)
 
 
-def _fmt_p(p: object) -> str:
+def fmt_p(p: object) -> str:
     v = _finite(p)
     if v is None:
         return _DASH
@@ -298,8 +298,8 @@ def _pairs(doc: Mapping[str, Any], ix: _Index) -> list[PairRow]:
         rows.append(PairRow(
             kind=str(p.get("kind", "")), scope=str(p.get("scope", "")), a=a, b=b,
             color_a=ix.color(a), color_b=ix.color(b), n=_fmt_scalar(p.get("n")),
-            diff=_fmt_diff(p.get("diff"), percent), ci=_fmt_ci(p.get("ci_low"), p.get("ci_high"), percent),
-            p=_fmt_p(p.get("p_value")), test=_fmt_scalar(p.get("test")), significant=bool(p.get("significant")),
+            diff=fmt_diff(p.get("diff"), percent), ci=fmt_ci(p.get("ci_low"), p.get("ci_high"), percent),
+            p=fmt_p(p.get("p_value")), test=_fmt_scalar(p.get("test")), significant=bool(p.get("significant")),
         ))
     return rows
 

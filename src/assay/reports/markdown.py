@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from assay.reports.html import fmt_ci, fmt_diff, fmt_p, fmt_stderr, fmt_value
 from assay.store.atomic import write_text_atomic
 
 
@@ -21,21 +22,9 @@ def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
 
 
 def fmt(value: float | None, percent: bool, stderr: float | None = None) -> str:
-    if value is None:
-        return "—"
-    if percent:
-        text = f"{100 * value:.1f}"
-        return text + (f" ± {100 * stderr:.1f}" if stderr is not None else "")
-    return f"{value:.3f}" + (f" ± {stderr:.3f}" if stderr is not None else "")
-
-
-def _signed(x: float, percent: bool) -> str:
-    text = f"{abs(100 * x):.1f}" if percent else f"{abs(x):.3f}"
-    return ("−" if x < 0 and float(text) != 0 else "+" if x > 0 and float(text) != 0 else "") + text
-
-
-def _p(p: float) -> str:
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+    """A score with its standard error, formatted as the HTML report shows it."""
+    se = fmt_stderr(stderr, percent) if value is not None else ""
+    return f"{fmt_value(value, percent)} {se}".rstrip()
 
 
 def render_markdown(doc: dict[str, Any]) -> str:
@@ -74,11 +63,11 @@ def render_markdown(doc: dict[str, Any]) -> str:
 
     pairs = [p for p in doc["pairs"] if p["kind"] in ("overall", "family")]
     if pairs:
-        out += ["## Paired comparisons", "", "On the items both models answered (each item once); Δ = A − B in points; 95% paired bootstrap interval.", ""]
+        out += ["## Paired comparisons", "", "On the items both models answered (each item once); Δ = A − B; 95% paired bootstrap interval.", ""]
         out += _table(
             ["scope", "A", "B", "items", "Δ", "95% CI", "p", "test", "verdict"],
-            [[p["scope"], p["a"], p["b"], p["n"], _signed(p["diff"], True), f"{_signed(p['ci_low'], True)} to {_signed(p['ci_high'], True)}",
-              _p(p["p_value"]), p["test"], "significant" if p["significant"] else "too close to call"] for p in pairs],
+            [[p["scope"], p["a"], p["b"], p["n"], fmt_diff(p["diff"], True), fmt_ci(p["ci_low"], p["ci_high"], True),
+              fmt_p(p["p_value"]), p["test"], "significant" if p["significant"] else "too close to call"] for p in pairs],
         )
 
     out += ["## Provenance", ""]
