@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
 from assay.errors import AssayError
 
-EXIT_USER, EXIT_INTERNAL, EXIT_INTERRUPT = 2, 1, 130
+EXIT_USER, EXIT_INTERNAL, EXIT_INTERRUPT, EXIT_TERM = 2, 1, 130, 143
 
 
 def _split(values: list[str] | None) -> tuple[str, ...]:
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("score", help="recompute metrics of a run from its stored responses")
     s.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    s.add_argument("--output", "-o", type=Path, metavar="DIR", help="write results.json, samples/ and the report here instead of into RUN_DIR (e.g. for a read-only run folder)")
 
     rp = sub.add_parser("report", help="compare runs: one self-contained HTML report and its Markdown tables")
     rp.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="scored run folders; models with the same fingerprint are merged, only shared items are compared")
@@ -105,19 +107,28 @@ def _cmd_score(a: argparse.Namespace) -> int:
     from assay.reports.terminal import UI
     from assay.store.runs import STORE_NAME
 
+    from assay.store.lock import run_lock
+
     if not (a.run_dir / STORE_NAME).is_file():
         raise AssayError(f"{a.run_dir}: not a run folder (no {STORE_NAME})")
-    score_run(a.run_dir, UI())
+    with run_lock(a.run_dir, exclusive=False, command="score"):
+        score_run(a.run_dir, UI(), out_dir=a.output)
     return 0
 
 
 def _cmd_report(a: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
     from assay.reports.compare import write_reports
+    from assay.store.lock import run_lock
 
     out = a.output or (a.run_dirs[0] / "report.html" if len(a.run_dirs) == 1 else Path("report.html"))
     if out.suffix.lower() not in (".html", ".htm"):
         raise AssayError(f"--output {out}: the report is HTML; give a file name ending in .html")
-    html, md = write_reports(a.run_dirs, out)
+    with ExitStack() as locks:
+        for d in dict.fromkeys(a.run_dirs):
+            locks.enter_context(run_lock(d, exclusive=False, command="report"))
+        html, md = write_reports(a.run_dirs, out)
     print(f"wrote {html} and {md}", file=sys.stderr)
     return 0
 
@@ -209,22 +220,35 @@ def _cmd_validate(a: argparse.Namespace) -> int:
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's or a container's stop), ended like Ctrl-C: the batch in flight
+    is dropped, everything committed stays, the sandbox's programs are killed."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"run": _cmd_run, "score": _cmd_score, "report": _cmd_report, "export": _cmd_export, "ls": _cmd_ls, "validate": _cmd_validate}[args.command]
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return handler(args)
     except AssayError as exc:
         print(f"assay: error: {exc}", file=sys.stderr)
         return EXIT_USER
-    except KeyboardInterrupt:
-        print("\nassay: interrupted; every finished response is stored: run the same command again to resume", file=sys.stderr)
-        return EXIT_INTERRUPT
+    except KeyboardInterrupt as exc:
+        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"\nassay: {how}; every finished response is stored: run the same command again to resume", file=sys.stderr)
+        return EXIT_TERM if isinstance(exc, Terminated) else EXIT_INTERRUPT
     except Exception as exc:  # a bug: one line, the traceback only on request
         if os.environ.get("ASSAY_DEBUG"):
             raise
         print(f"assay: internal error: {type(exc).__name__}: {exc} (set ASSAY_DEBUG=1 for the traceback)", file=sys.stderr)
         return EXIT_INTERNAL
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,13 @@ command (same run folder) computes only what is missing.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import platform
 import re
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -22,7 +25,7 @@ from assay.backends.base import Origin
 from assay.backends.registry import ModelSpec, load_backend, parse_model
 from assay.data.sources import Documents, data_dir, load_documents
 from assay.data.sources import _resolve as resolve_data_path
-from assay.errors import BackendError, ConfigError, TaskError, UnknownNameError
+from assay.errors import BackendError, ConfigError, StoreError, TaskError, UnknownNameError
 from assay.instances import Instance, attach_images, build_instances
 from assay.prompts.chat import ChatTemplate, apply_format, choose_format
 from assay.reports.terminal import UI
@@ -30,8 +33,9 @@ from assay.requests import IMAGE, GenerateRequest, LoglikelihoodRequest, Request
 from assay.schedule.scheduler import execute, pending
 from assay.scoring.extract import check_extract
 from assay.scoring.metrics import check_metrics
-from assay.scoring.score import score_task
-from assay.store.atomic import write_text_atomic
+from assay.scoring.score import TRUNCATION, score_task
+from assay.store.atomic import remove_stale_tmp, write_text_atomic
+from assay.store.lock import run_lock
 from assay.store.runs import RunStore
 from assay.tasks import registry
 from assay.tasks.spec import DatasetSpec, TaskSpec, template_hash
@@ -200,17 +204,14 @@ def _bind_origins(backend: Any, spec: TaskSpec, inst: Instance, used: set[str], 
     return True
 
 
-def _register_model(store: RunStore, label: str, backend: Any, plans: list[TaskPlan], cfg: RunConfig, ui: UI) -> dict[str, Request]:
+Registration = tuple[str, dict[str, Any], dict[str, Any], list[tuple[str, str, dict[str, Any], list[str]]]]  # task, spec, info, rows
+
+
+def _build_model(label: str, backend: Any, plans: list[TaskPlan], cfg: RunConfig, ui: UI) -> tuple[dict[str, Request], list[Registration]]:
+    """A model's requests and the rows that record them, per task; the store is not touched."""
     tpl: ChatTemplate | None = backend.chat_template()
-    for plan in plans:
-        kind = REQUEST_KIND[plan.spec.output_type]
-        if not backend.capabilities.supports(kind):
-            raise BackendError(f"model {label} ({backend.info.backend}) cannot serve {kind} requests needed by task {plan.spec.task}")
-        if plan.spec.images is not None and not backend.capabilities.images:
-            raise BackendError(
-                f"model {label} ({backend.info.backend}) reads no images, and task {plan.spec.task} shows images: use a vision-language model (e.g. hf:HuggingFaceM4/idefics-9b-instruct)"
-            )
     all_requests: dict[str, Request] = {}
+    registrations: list[Registration] = []
     for plan in plans:
         spec = plan.spec
         formats, choice_of = {}, {}
@@ -246,11 +247,42 @@ def _register_model(store: RunStore, label: str, backend: Any, plans: list[TaskP
             rows.append((inst.prompt_id, inst.doc_id, json.loads(canonical_json(data)), keys))
         if hasattr(backend, "answers") and len(rows) < len(plan.instances):
             ui.note(f"  {spec.task}: {len(rows)} of {len(plan.instances)} items have an answer; the others are left out")
-        store.put_task(label, spec.task, spec.model_dump(mode="json"), _task_info(plan, formats), rows)
-    return all_requests
+        registrations.append((spec.task, spec.model_dump(mode="json"), _task_info(plan, formats), rows))
+    unmatched = getattr(backend, "unmatched", None)
+    if unmatched is not None:
+        _check_replay(label, unmatched(), sum(len(r[3]) for r in registrations), [p.spec.task for p in plans], ui)
+    return all_requests, registrations
+
+
+def _check_replay(label: str, left: list[tuple[str, str, str | None, int]], n_used: int, tasks: list[str], ui: UI) -> None:
+    """Answers that matched no item of the run are counted and listed; none matching at all
+    is an error (a wrong file, task or id field), never a run with a null score."""
+    if not left and n_used:
+        return
+    shown = "; ".join(f"task {t} id {i}" + (f" prompt {p}" if p else "") + (f" sample {n}" if n else "") for t, i, p, n in left[:5])
+    more = f" (and {len(left) - 5} more)" if len(left) > 5 else ""
+    unknown_tasks = sorted({t for t, *_ in left} - set(tasks))
+    why = f"; tasks not in this run: {', '.join(unknown_tasks)}" if unknown_tasks else ""
+    if not n_used:
+        raise BackendError(f"model {label}: none of the answers matches an item of the run's tasks ({', '.join(tasks)}){why}; unmatched: {shown}{more}")
+    ui.note(f"  [yellow]{len(left)} answer(s) of {label} match no item of this run[/]{why}: {shown}{more}")
+
+
+def _check_capabilities(label: str, backend: Any, plans: list[TaskPlan]) -> None:
+    for plan in plans:
+        kind = REQUEST_KIND[plan.spec.output_type]
+        if not backend.capabilities.supports(kind):
+            raise BackendError(f"model {label} ({backend.info.backend}) cannot serve {kind} requests needed by task {plan.spec.task}")
+        if plan.spec.images is not None and not backend.capabilities.images:
+            raise BackendError(
+                f"model {label} ({backend.info.backend}) reads no images, and task {plan.spec.task} shows images: use a vision-language model (e.g. hf:HuggingFaceM4/idefics-9b-instruct)"
+            )
 
 
 def run(cfg: RunConfig, ui: UI) -> Path:
+    """Plan, check, then compute; nothing in the run folder changes until the tasks are
+    planned and the first model has loaded and accepted every task (see DESIGN.md
+    "A run folder you can trust")."""
     if not cfg.models:
         raise ConfigError("name at least one model (--model)")
     if cfg.batch_size < 1:
@@ -259,36 +291,53 @@ def run(cfg: RunConfig, ui: UI) -> Path:
     labels = _labels(models)
     plans = plan_tasks(cfg)
     run_dir = Path(cfg.output) if cfg.output else default_run_dir(cfg, labels)
-    store = RunStore(run_dir)
-    try:
-        prev = store.get_meta("config")
-        if prev is not None and prev != json.loads(canonical_json(cfg.identity())):
-            ui.note(f"[yellow]note:[/] {run_dir} holds an earlier run with other settings; its stored responses are reused where they match")
-        store.set_meta("config", json.loads(canonical_json(cfg.identity())))
-        store.set_meta("created", store.get_meta("created") or time.time())
-        ui.note(f"run folder: {run_dir}")
-        n_inst = sum(len(p.instances) for p in plans)
-        ui.note(f"{len(plans)} task(s), {n_inst} instances per model, {len(models)} model(s)")
-        for ms, label in zip(models, labels):
-            with ui.status(f"loading {ms.text} ({ms.backend})"):
-                backend = load_backend(ms)
-            try:
-                store.put_model(label, backend.info.fingerprint, asdict(backend.info))
-                ui.note(f"[bold]{label}[/] ({backend.info.backend}, fingerprint {backend.info.fingerprint[:12]}); prompt formats:")
-                requests = _register_model(store, label, backend, plans, cfg, ui)
-                todo = pending(store, backend.info.fingerprint, requests)
-                ui.note(f"  {len(requests)} requests: {len(requests) - len(todo)} already stored, {len(todo)} to compute")
-                if todo:
-                    with ui.progress(f"{label}", len(todo)) as advance:
-                        stats = execute(backend, store, backend.info.fingerprint, todo, cfg.batch_size, advance)
-                    store.set_meta(f"compute:{label}", {"requests": stats.computed, "seconds": stats.seconds, "by_kind": {k: {"requests": n, "seconds": sec} for k, (n, sec) in stats.by_kind.items()}})
-                    per_kind = ", ".join(f"{k} {n} in {sec:.1f}s = {n / sec:.1f} req/s" for k, (n, sec) in stats.by_kind.items() if sec > 0)
-                    ui.note(f"  computed {stats.computed} requests in {stats.seconds:.1f}s ({per_kind})")
-            finally:
-                backend.close()
-        score_run(run_dir, ui, store)
-    finally:
-        store.close()
+    created = not run_dir.exists()
+    with run_lock(run_dir, exclusive=True, command="run"):
+        for stale in remove_stale_tmp(run_dir):
+            ui.note(f"removed {stale}, left by a write that was interrupted")
+        store = RunStore(run_dir)
+        committed = False
+        try:
+            identity = json.loads(canonical_json(cfg.identity()))
+            for ms, label in zip(models, labels):
+                with ui.status(f"loading {ms.text} ({ms.backend})"):
+                    backend = load_backend(ms)
+                try:
+                    _check_capabilities(label, backend, plans)
+                    ui.note(f"[bold]{label}[/] ({backend.info.backend}, fingerprint {backend.info.fingerprint[:12]}); prompt formats:")
+                    requests, registrations = _build_model(label, backend, plans, cfg, ui)
+                    if not committed:  # the first change to the folder
+                        prev = store.get_meta("config")
+                        if prev is not None and prev != identity:
+                            ui.note(
+                                f"[yellow]note:[/] {run_dir} holds an earlier run with other settings; its results are replaced by this run's "
+                                "(stored responses are reused where they match)"
+                            )
+                            store.forget_registrations()
+                        store.set_meta("config", identity)
+                        store.set_meta("created", store.get_meta("created") or time.time())
+                        committed = True
+                        ui.note(f"run folder: {run_dir}")
+                        n_inst = sum(len(p.instances) for p in plans)
+                        ui.note(f"{len(plans)} task(s), {n_inst} instances per model, {len(models)} model(s)")
+                    store.put_model(label, backend.info.fingerprint, asdict(backend.info))
+                    for task, spec_json, info, rows in registrations:
+                        store.put_task(label, task, spec_json, info, rows)
+                    todo = pending(store, backend.info.fingerprint, requests)
+                    ui.note(f"  {len(requests)} requests: {len(requests) - len(todo)} already stored, {len(todo)} to compute")
+                    if todo:
+                        with ui.progress(f"{label}", len(todo)) as advance:
+                            stats = execute(backend, store, backend.info.fingerprint, todo, cfg.batch_size, advance)
+                        store.set_meta(f"compute:{label}", {"requests": stats.computed, "seconds": stats.seconds, "by_kind": {k: {"requests": n, "seconds": sec} for k, (n, sec) in stats.by_kind.items()}})
+                        per_kind = ", ".join(f"{k} {n} in {sec:.1f}s = {n / sec:.1f} req/s" for k, (n, sec) in stats.by_kind.items() if sec > 0)
+                        ui.note(f"  computed {stats.computed} requests in {stats.seconds:.1f}s ({per_kind})")
+                finally:
+                    backend.close()
+            score_run(run_dir, ui, store)
+        finally:
+            store.close()
+            if created and not committed:  # a run that failed before storing anything leaves no folder
+                shutil.rmtree(run_dir, ignore_errors=True)
     return run_dir
 
 
@@ -302,18 +351,29 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def score_run(run_dir: Path, ui: UI, store: RunStore | None = None) -> dict[str, Any]:
-    """Score every (model, task) from the store; write results.json and samples/."""
+def score_run(run_dir: Path, ui: UI, store: RunStore | None = None, out_dir: Path | None = None) -> dict[str, Any]:
+    """Score every (model, task) from the store; write results.json, samples/ and the report
+    into ``out_dir`` (default: the run folder). Nothing is written unless every task scored,
+    and a store with no responses for its models is refused, so a good results.json is never
+    replaced by an empty one."""
     own = store is None
-    store = store or RunStore(run_dir)
+    store = store or RunStore(run_dir, readonly=True)
+    out_dir = Path(out_dir) if out_dir is not None else Path(run_dir)
+    if out_dir.exists() and not os.access(out_dir, os.W_OK):
+        if own:
+            store.close()
+        raise StoreError(f"{out_dir} is read-only: its results.json cannot be rewritten; score it into another folder: assay score {run_dir} -o DIR")
     try:
         models = {lbl: (fp, info) for lbl, fp, info in store.models()}
+        registered = [row for row in store.tasks() if row[0] in models]
+        if not registered or store.n_responses_of(fp for fp, _ in models.values()) == 0:
+            what = "no models or tasks" if not registered else f"no responses for its models ({', '.join(models)})"
+            raise StoreError(f"{store.path} holds {what}: nothing to score, and {out_dir / RESULTS_NAME} was left as it was")
         results: dict[str, dict[str, Any]] = {}
         tasks: dict[str, Any] = {}
         groups: dict[str, list[str]] = {}
-        for label, task, spec_json, info in store.tasks():
-            if label not in models:
-                continue
+        sample_files: list[tuple[Path, str]] = []
+        for label, task, spec_json, info in registered:
             spec = TaskSpec.model_validate(spec_json)
             res, samples = score_task(store, label, models[label][0], spec)
             results.setdefault(label, {})[task] = res
@@ -323,26 +383,36 @@ def score_run(run_dir: Path, ui: UI, store: RunStore | None = None) -> dict[str,
                 groups.setdefault(g, [])
                 if task not in groups[g]:
                     groups[g].append(task)
-            out = run_dir / "samples" / label / f"{task}.jsonl"
-            write_text_atomic(out, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
+            sample_files.append((out_dir / "samples" / label / f"{task}.jsonl", "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples)))
         doc = {
             "assay_results_version": 1,
             "created": store.get_meta("created"),
             "scored": time.time(),
             "config": store.get_meta("config"),
             "environment": _versions(),
-            "models": {lbl: {"fingerprint": fp, **info} for lbl, (fp, info) in models.items()},
+            "models": {lbl: {"fingerprint": fp, **info} for lbl, (fp, info) in models.items() if lbl in results},
             # the latest computation per model (a re-run that computes nothing keeps it)
-            "compute": {lbl: stats for lbl in models if (stats := store.get_meta(f"compute:{lbl}")) is not None},
+            "compute": {lbl: stats for lbl in results if (stats := store.get_meta(f"compute:{lbl}")) is not None},
             "tasks": tasks,
             "results": results,
             "groups": _group_scores(results, groups, tasks),
+            "truncation": TRUNCATION,
         }
-        path = run_dir / RESULTS_NAME
-        write_text_atomic(path, json.dumps(doc, indent=2, ensure_ascii=False))
+        path = out_dir / RESULTS_NAME
+        try:
+            for sample_path, text in sample_files:
+                write_text_atomic(sample_path, text)
+            write_text_atomic(path, json.dumps(doc, indent=2, ensure_ascii=False))
+        except OSError as exc:
+            hint = "free some space and run" if exc.errno == errno.ENOSPC else "fix that and run"
+            raise StoreError(f"cannot write {getattr(exc, 'filename', None) or path}: {exc.strerror or exc}; the responses are safe in {store.path}: {hint} assay score {run_dir}" + (" -o DIR" if exc.errno in (errno.EROFS, errno.EACCES) else "")) from None
         ui.leaderboard(doc)
+        for label, by_task in results.items():
+            for task, res in by_task.items():
+                if res.get("n_truncated"):
+                    ui.note(f"[yellow]note:[/] {label} read {res['n_truncated']} of {res['n_items']} {task} prompts cut from the left to fit its window (samples: truncated_tokens)")
         ui.note(f"results: {path}")
-        _write_report(run_dir, ui)
+        _write_report(out_dir, ui)
         return doc
     finally:
         if own:

@@ -87,6 +87,7 @@ class ReplayBackend:
         model = None if spec.args.get("model") is None else str(spec.args["model"])
         self._answers = _read(path, model)
         self._origin: dict[str, Origin] = {}
+        self._used: set[tuple[str, str, str | None, int] | None] = set()
         digest = file_sha256(path)
         self.capabilities = Capabilities(loglikelihood=False, rolling=False, generate=True, images=True, max_length=1 << 30)
         self.info = ModelInfo(
@@ -96,11 +97,21 @@ class ReplayBackend:
             args={"path": str(path), "sha256": digest, **spec.args},
         )
 
+    def _key(self, o: Origin) -> tuple[str, str, str | None, int] | None:
+        key = (o.task, o.doc_id, o.prompt_id, o.sample)
+        if key in self._answers:
+            return key
+        if o.first_prompt and (key := (o.task, o.doc_id, None, o.sample)) in self._answers:
+            return key
+        return None
+
     def _lookup(self, o: Origin) -> str | None:
-        hit = self._answers.get((o.task, o.doc_id, o.prompt_id, o.sample))
-        if hit is None and o.first_prompt:
-            hit = self._answers.get((o.task, o.doc_id, None, o.sample))
-        return hit
+        key = self._key(o)
+        return None if key is None else self._answers[key]
+
+    def unmatched(self) -> list[tuple[str, str, str | None, int]]:
+        """The answers no request of the run was bound to, in file order."""
+        return [k for k in self._answers if k not in self._used]
 
     # -- the provenance hooks evaluate.py calls (optional part of the backend protocol) --------
     def answers(self, origin: Origin) -> bool:
@@ -115,6 +126,7 @@ class ReplayBackend:
                 "prompt but have different answers; run them separately"
             )
         self._origin[key] = origin
+        self._used.add(self._key(origin))
 
     # -- the three batch methods ------------------------------------------------------------------
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:

@@ -81,6 +81,8 @@ def load_results(run_dir: Path, required: Sequence[str] = ("results", "models", 
         raise AssayError(f"{path}: no results yet (run `assay score {run_dir}` first)") from None
     except (OSError, ValueError) as exc:
         raise AssayError(f"{path}: cannot read results: {exc}") from None
+    if not isinstance(doc, dict):
+        raise AssayError(f"{path}: not an assay results file (a JSON {type(doc).__name__}, not an object); `assay score {run_dir}` rewrites it from the run store")
     for key in required:
         if not isinstance(doc.get(key), dict):
             raise AssayError(f"{path}: field '{key}' is missing or not a mapping")
@@ -174,6 +176,8 @@ def build(run_dirs: Sequence[Path], *, n_boot: int = N_BOOT) -> dict[str, Any]:
                 if m.get("value") is None or (isinstance(m["value"], float) and math.isnan(m["value"])):
                     continue
                 tasks[name]["metric"] = primary
+                if res.get("n_truncated"):
+                    tasks[name].setdefault("truncated", {})[mid] = f"{res['n_truncated']} of {res.get('n_items', '?')}"
                 scores.setdefault(name, {})[mid] = {
                     "value": m["value"], "stderr": m.get("stderr"), "n": res.get("n_items", 0),
                     "per_prompt": {pid: v.get("value") for pid, v in (m.get("per_prompt") or {}).items() if v.get("value") is not None},

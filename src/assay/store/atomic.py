@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
+
+_TMP = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")  # what write_text_atomic leaves when killed mid-write
 
 
 def _umask() -> int:
@@ -26,3 +29,14 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_tmp(folder: Path) -> list[Path]:
+    """Delete the temporary files that a write killed half-way left in ``folder`` (and its
+    subfolders). Only a process holding the run folder's exclusive lock may call this."""
+    removed = []
+    for p in Path(folder).rglob(".*.tmp"):
+        if p.is_file() and _TMP.match(p.name):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed

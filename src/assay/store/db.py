@@ -7,6 +7,7 @@ transaction across a killed process (SIGKILL, Ctrl-C); only a power cut can lose
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -58,8 +59,57 @@ def _script(db: sqlite3.Connection, sql: str) -> None:
             db.execute(stmt)
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def explain(path: Path, exc: BaseException) -> str:
+    """What went wrong with a store, and what to do about it, in one line."""
+    msg = str(exc)
+    low = msg.lower()
+    if "disk is full" in low or "no space" in low:
+        return f"{path}: the disk is full ({msg}); free some space and run the same command again (every response committed so far is kept)"
+    if "not a database" in low or "malformed" in low or "file is encrypted" in low:
+        return (
+            f"{path}: the run store is corrupt ({msg}); move it aside (mv {path} {path}.corrupt) and run the same command again "
+            "to recompute its responses, or restore it from a copy"
+        )
+    if "readonly" in low or "read-only" in low:
+        return f"{path}: the run store is read-only ({msg}); score it into another folder (assay score RUN_DIR -o DIR)"
+    if "unable to open" in low:
+        return f"{path}: cannot open the run store ({msg}); check that the folder exists and is readable"
+    if "locked" in low or "busy" in low:
+        return f"{path}: the run store is locked by another process ({msg}); wait for it and run the command again"
+    return f"{path}: the run store failed: {msg}"
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """Read a store without writing: ``mode=ro``; on a read-only disk where SQLite cannot make
+    the WAL's shared-memory file, and no WAL holds uncheckpointed pages (a run that ended
+    cleanly), as an immutable file."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA busy_timeout=30000")
     try:
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError as exc:
+        wal = path.with_name(path.name + "-wal")
+        if "unable to open" not in str(exc) or os.access(path.parent, os.W_OK) or (wal.exists() and wal.stat().st_size > 0):
+            raise
+        db.close()
+    return sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+
+
+def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    """Open (and for writing, create or migrate) a store; ``readonly`` never writes a byte,
+    so a run folder on a read-only disk can still be scored."""
+    try:
+        if readonly:
+            if not path.is_file():
+                raise StoreError(f"{path.parent}: not a run folder (no {path.name})")
+            db = _open_readonly(path)
+            try:
+                check_version(db)
+            except StoreError as exc:
+                db.close()
+                raise StoreError(f"{path}: {exc}") from None
+            return db
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
@@ -67,9 +117,9 @@ def connect(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA busy_timeout=30000")
         migrate(db)
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{path}: cannot open the run store: {exc}") from exc
+        raise StoreError(explain(path, exc)) from None
     except OSError as exc:
-        raise StoreError(f"{path}: cannot create the run store: {exc}") from exc
+        raise StoreError(f"{path}: cannot create the run store: {exc.strerror or exc}") from None
     return db
 
 
@@ -82,7 +132,27 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         db.execute("ROLLBACK")
         raise
     else:
-        db.execute("COMMIT")
+        try:
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+
+def check_version(db: sqlite3.Connection) -> None:
+    """A store opened read-only must already be at this assay's schema."""
+    try:
+        done = {r[0] for r in db.execute("SELECT name FROM _migrations")}
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            raise StoreError("the file holds no assay run (an empty store, or another program's database); nothing to score") from None
+        raise
+    known = {n for n, _ in MIGRATIONS}
+    if done - known:
+        raise StoreError(f"this store was written by a newer assay (migrations {', '.join(sorted(done - known))})")
+    if known - done:
+        raise StoreError(f"this store was written by an older assay; score it once where it is writable to upgrade it (migrations {', '.join(sorted(known - done))})")
 
 
 def migrate(db: sqlite3.Connection) -> None:
