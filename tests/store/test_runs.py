@@ -113,7 +113,7 @@ def test_unknown_migration_raises_store_error(tmp_path):
 
 def test_corrupt_store_is_a_store_error(tmp_path):
     (tmp_path / STORE_NAME).write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreError, match="cannot open the run store"):
+    with pytest.raises(StoreError, match="the run store is corrupt .* move it aside"):
         RunStore(tmp_path)
 
 
@@ -236,7 +236,7 @@ def test_put_task_replaces_the_old_instances(store):
 def test_put_task_failure_keeps_the_old_task(store):
     old = [("p", "0", {"a": 1}, ["k"])]
     store.put_task("m", "t", {"v": 1}, {}, old)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreError, match="UNIQUE constraint failed"):
         # a duplicate (prompt, doc) violates the primary key after the delete has run
         store.put_task("m", "t", {"v": 2}, {}, [("p", "0", {}, []), ("p", "0", {}, [])])
     assert store.instances("m", "t") == old
