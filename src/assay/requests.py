@@ -83,6 +83,7 @@ class LoglikelihoodResult:
     logprob: float
     is_greedy: bool  # every continuation token was the argmax
     n_tokens: int
+    truncated: int = 0  # context tokens cut from the left to fit the model's window
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class GenerateResult:
     text: str
     n_tokens: int
     finish_reason: str  # "stop" | "length"
+    truncated: int = 0  # prompt tokens cut from the left to leave room for max_tokens
 
 
 Result = Union[LoglikelihoodResult, RollingResult, GenerateResult]

@@ -77,6 +77,12 @@ def fit_window(ctx: list[int], cont: list[int], max_length: int) -> tuple[list[i
     return seq[-max_length:], len(cont)
 
 
+def n_cut(ctx: list[int], cont: list[int], max_length: int) -> int:
+    """How many context tokens ``fit_window`` cuts from the left (0 when the pair fits).
+    Results carry this count, so a truncated prompt is recorded and counted, never silent."""
+    return max(0, len(ctx) + len(cont) - 1 - max_length)
+
+
 def rolling_windows(tokens: Sequence[int], prefix: int, max_length: int) -> list[tuple[list[int], list[int]]]:
     """Windows (input ids, target ids) that predict every token once.
 
@@ -130,12 +136,13 @@ class TokenScoring:
         return split_pair(r, enc, prefix)
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
-        rows = []
+        rows, cuts = [], []
         for r in requests:
             ctx, cont = self._pair(r)
             ids, _ = fit_window(ctx, cont, self.max_length)
             rows.append((ids, cont))
-        return [LoglikelihoodResult(lp, g, len(t)) for (lp, g), (_, t) in zip(self._score_rows(rows), rows)]
+            cuts.append(n_cut(ctx, cont, self.max_length))
+        return [LoglikelihoodResult(lp, g, len(t), c) for (lp, g), (_, t), c in zip(self._score_rows(rows), rows, cuts)]
 
     def loglikelihood_rolling(self, requests: Sequence[RollingRequest]) -> list[RollingResult]:
         rows, owner = [], []

@@ -23,7 +23,7 @@ except ImportError as exc:  # pragma: no cover - guarded by the registry
     raise MissingDependency("the 'hf' backend", "hf", "transformers") from exc
 
 from assay.backends.base import Capabilities, ModelInfo
-from assay.backends.common import HFTokens, TokenScoring, _CACHE, file_sha256, fingerprint, fit_window, trim_at_stop
+from assay.backends.common import HFTokens, TokenScoring, _CACHE, file_sha256, fingerprint, fit_window, n_cut, trim_at_stop
 from assay.backends.hf_load import LOAD_ARGS, LoadOptions, attach_adapter, check_gpu_needs, checkpoint_quant_method, quantization
 from assay.backends.registry import ModelSpec, resolve_path
 from assay.errors import BackendError, ConfigError
@@ -331,7 +331,7 @@ class HFBackend(_HFGeneration, HFTokens, TokenScoring):
         if plain:
             rows = [(fit_window(*pairs[i], self.max_length)[0], pairs[i][1]) for i in plain]
             for i, (lp, g) in zip(plain, self._score_rows(rows)):
-                out[i] = LoglikelihoodResult(lp, g, len(pairs[i][1]))
+                out[i] = LoglikelihoodResult(lp, g, len(pairs[i][1]), n_cut(*pairs[i], self.max_length))
         for chunk in self._shared_chunks(shared, pairs):
             results = self._score_shared([(pairs[g[0]][0], [pairs[i][1] for i in g]) for g in chunk])
             for g, res in zip(chunk, results):

@@ -24,6 +24,7 @@ every row, so a row's numbers do not depend on what else is in its batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 try:
     import torch
@@ -108,10 +109,14 @@ class HFSeq2SeqBackend(_HFGeneration):
         return self.tok(text, add_special_tokens=add_special, split_special_tokens=not special)["input_ids"]
 
     def _encoder_ids(self, context: str, special: bool) -> list[int]:
+        return self._encoder_cut(context, special)[0]
+
+    def _encoder_cut(self, context: str, special: bool) -> tuple[list[int], int]:
+        """The encoder's input ids, cut from the left to the window, and how many were cut."""
         ids = self._encode(context, special, True)
         if not ids:
             ids = [self.eos if self.eos is not None else self.pad]
-        return ids[-self.max_length:]
+        return ids[-self.max_length:], max(0, len(ids) - self.max_length)
 
     # -- scoring ------------------------------------------------------------------------------
     def _batches(self, lengths: list[tuple[int, int]]) -> list[list[int]]:
@@ -158,6 +163,7 @@ class HFSeq2SeqBackend(_HFGeneration):
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         rows: list[Row] = []
+        cuts: list[int] = []
         for r in requests:
             context, continuation = r.context, r.continuation
             n_spaces = len(context) - len(context.rstrip(" "))
@@ -168,8 +174,10 @@ class HFSeq2SeqBackend(_HFGeneration):
                 raise BackendError(f"the continuation {continuation!r} has no tokens")
             if len(cont) > self.max_length:
                 raise BackendError(f"a continuation of {len(cont)} tokens does not fit a {self.max_length}-token window")
-            rows.append((self._encoder_ids(context, r.special), [self.start] + cont[:-1], cont))
-        return [LoglikelihoodResult(lp, g, len(row[2])) for (lp, g), row in zip(self._score_rows(rows), rows)]
+            enc, cut = self._encoder_cut(context, r.special)
+            rows.append((enc, [self.start] + cont[:-1], cont))
+            cuts.append(cut)
+        return [LoglikelihoodResult(lp, g, len(row[2]), c) for (lp, g), row, c in zip(self._score_rows(rows), rows, cuts)]
 
     def loglikelihood_rolling(self, requests: Sequence[RollingRequest]) -> list[RollingResult]:
         empty = self._encoder_ids("", False)
@@ -188,14 +196,16 @@ class HFSeq2SeqBackend(_HFGeneration):
     # -- generation (batching, stops and decoding: _HFGeneration) -------------------------------
     def _generate_group(self, reqs: list[GenerateRequest]) -> list[GenerateResult]:
         r0 = reqs[0]
-        ids, mask = self._pad([self._encoder_ids(r.context, r.special) for r in reqs], self.pad)
+        encoded = [self._encoder_cut(r.context, r.special) for r in reqs]
+        ids, mask = self._pad([e for e, _ in encoded], self.pad)
         stop_ids = self._stop_ids(r0)
         kwargs = self._generate_kwargs(r0, stop_ids, 1) | {"decoder_start_token_id": self.start}
         try:
             out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
         except (RuntimeError, ValueError) as exc:
             raise BackendError(f"transformers generation failed: {exc}") from exc
-        return self._results(reqs, [out[j, 1:].tolist() for j in range(len(reqs))], stop_ids)  # after the decoder start
+        results = self._results(reqs, [out[j, 1:].tolist() for j in range(len(reqs))], stop_ids)  # after the decoder start
+        return [replace(res, truncated=cut) for res, (_, cut) in zip(results, encoded)]
 
     def chat_template(self) -> ChatTemplate | None:
         src = getattr(self.tok, "chat_template", None)

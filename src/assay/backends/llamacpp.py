@@ -24,7 +24,7 @@ except ImportError as exc:  # pragma: no cover - guarded by the registry
     raise MissingDependency("the 'llamacpp' backend", "llamacpp", "llama_cpp") from exc
 
 from assay.backends.base import Capabilities, ModelInfo
-from assay.backends.common import TokenScoring, file_sha256, fingerprint, trim_at_stop
+from assay.backends.common import TokenScoring, file_sha256, fingerprint, n_cut, trim_at_stop
 from assay.backends.registry import ModelSpec, resolve_path
 from assay.errors import BackendError, ConfigError
 from assay.prompts.chat import ChatTemplate
@@ -140,11 +140,12 @@ class LlamaCppBackend(TokenScoring):
         before the next one. llama.cpp's numbers depend on where a sequence is cut into decode
         calls, so this cut is the same whether contexts are shared or not: the shared path
         (requests with the same context tokens decode it once) equals the plain one exactly."""
-        pairs = []
+        pairs, cuts = [], []
         for r in requests:
             ctx, cont = self._pair(r)
             if len(cont) > self.max_length:
                 raise BackendError(f"a continuation of {len(cont)} tokens does not fit a {self.max_length}-token window")
+            cuts.append(n_cut(ctx, cont, self.max_length))
             pairs.append((ctx[-(self.max_length - len(cont) + 1):], cont))
         groups: dict[object, list[int]] = {}
         for i, (ctx, _) in enumerate(pairs):
@@ -153,7 +154,7 @@ class LlamaCppBackend(TokenScoring):
         for members in groups.values():
             ctx = pairs[members[0]][0]
             for i, (lp, greedy) in zip(members, self._score_group(ctx, [pairs[i][1] for i in members])):
-                out[i] = LoglikelihoodResult(lp, greedy, len(pairs[i][1]))
+                out[i] = LoglikelihoodResult(lp, greedy, len(pairs[i][1]), cuts[i])
         return out  # type: ignore[return-value]
 
     def _decode(self, tokens: list[int], start: int, logits_from: int) -> None:
@@ -274,6 +275,7 @@ class LlamaCppBackend(TokenScoring):
         room = self.llm.n_ctx() - r.max_tokens
         if room <= 0:
             raise BackendError(f"max_tokens={r.max_tokens} does not fit the context window of {self.llm.n_ctx()}")
+        cut = max(0, len(prompt) - room)
         prompt = prompt[-room:]
         vocab = self.llm._model.vocab
         stop_ids = set(r.until_ids) | {t for t in map(self._special_token, r.until) if t is not None}
@@ -298,7 +300,7 @@ class LlamaCppBackend(TokenScoring):
         except (RuntimeError, ValueError) as exc:
             raise BackendError(f"llama.cpp generation failed: {exc}") from exc
         text, _ = trim_at_stop(self._detok(out, prompt), r.until)
-        return GenerateResult(text, len(out), finish)
+        return GenerateResult(text, len(out), finish, cut)
 
     def _detok(self, tokens: list[int], prompt: list[int]) -> str:
         # special tokens are kept as text, as the hf backend decodes them

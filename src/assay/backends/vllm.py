@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -344,13 +345,14 @@ class VLLMBackend(HFTokens, TokenScoring):
         return [target_scores(out.prompt_logprobs or [], targets) for out, (_, targets) in zip(outputs, rows)]
 
     # -- generation ---------------------------------------------------------------------------
-    def _generation_prompt(self, r: GenerateRequest) -> list[int]:
+    def _generation_prompt(self, r: GenerateRequest) -> tuple[list[int], int]:
+        """The prompt's tokens, cut from the left to leave room for max_tokens, and the cut."""
         room = self.max_length - r.max_tokens
         if room <= 0:
             raise BackendError(f"max_tokens={r.max_tokens} does not fit the context window of {self.max_length}")
         toks = self._encode(r.context, r.special)
-        prompt = (self._prefix(toks) + toks)[-room:]
-        return prompt or [self._start()]  # vLLM refuses an empty prompt
+        whole = self._prefix(toks) + toks
+        return whole[-room:] or [self._start()], max(0, len(whole) - room)  # vLLM refuses an empty prompt
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
         """All requests in one engine call, each with its own SamplingParams (and seed, so a
@@ -358,11 +360,12 @@ class VLLMBackend(HFTokens, TokenScoring):
         added = self.tok.get_added_vocab()
         stops = [stop_token_ids(self.eos_ids, added, r) for r in requests]
         params = [self._vllm.SamplingParams(**sampling_options(r, s)) for r, s in zip(requests, stops)]
-        outputs = self._run([self._generation_prompt(r) for r in requests], params)
+        prompts = [self._generation_prompt(r) for r in requests]
+        outputs = self._run([p for p, _ in prompts], params)
         decode = lambda ids: self.tok.decode(ids, skip_special_tokens=False)  # noqa: E731 (as hf decodes)
         return [
-            generation_result(out.outputs[0].token_ids, out.outputs[0].finish_reason, s, r.until, decode)
-            for out, s, r in zip(outputs, stops, requests)
+            replace(generation_result(out.outputs[0].token_ids, out.outputs[0].finish_reason, s, r.until, decode), truncated=cut)
+            for out, s, r, (_, cut) in zip(outputs, stops, requests, prompts)
         ]
 
     def chat_template(self) -> ChatTemplate | None:

@@ -446,6 +446,7 @@ def _provenance_tasks(ix: _Index) -> list[dict[str, Any]]:
             "name": name, "family": str(t.get("family")), "version": _fmt_scalar(t.get("version")),
             "hash": _fmt_scalar(t.get("hash")), "prompts": _kv(t.get("prompts")),
             "chat_formats": [(str(m), _kv(per_prompt)) for m, per_prompt in formats.items()],
+            "truncated": [(str(m), str(v)) for m, v in (t.get("truncated") or {}).items()],
         })
     return out
 

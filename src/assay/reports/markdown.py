@@ -72,8 +72,9 @@ def render_markdown(doc: dict[str, Any]) -> str:
 
     out += ["## Provenance", ""]
     out += _table(["model", "backend", "fingerprint", "run"], [[m["id"], m["backend"], m["fingerprint"], doc["runs"][m["run"]]["dir"]] for m in doc["models"]])
-    out += _table(["task", "version", "hash", "prompts (template hash)"],
-                  [[t["name"], t["version"], t["hash"], ", ".join(f"{k} ({v})" for k, v in t["prompts"].items())] for t in tasks.values()])
+    out += _table(["task", "version", "hash", "prompts (template hash)", "prompts cut to fit"],
+                  [[t["name"], t["version"], t["hash"], ", ".join(f"{k} ({v})" for k, v in t["prompts"].items()),
+                    ", ".join(f"{m}: {n} items" for m, n in (t.get("truncated") or {}).items()) or "none"] for t in tasks.values()])
     for r in doc["runs"]:
         env = ", ".join(f"{k} {v}" for k, v in r["environment"].items())
         out += [f"- `{r['dir']}`: created {r['created']}, scored {r['scored']}; {env}"]

@@ -29,6 +29,12 @@ class Scored:
     sample: dict[str, Any]
 
 
+# What happens to a prompt longer than the model's window: the established harnesses' rule
+# (lm-evaluation-harness cuts the context from the left), kept for comparable numbers, but
+# never silently: each result counts the tokens cut, each sample shows them, each task counts
+# its truncated items, and the terminal and the report say so.
+TRUNCATION = "left: the oldest prompt tokens are cut to fit the model's window (as lm-evaluation-harness does); counted per task as n_truncated"
+
 # per-item metrics whose value is itself a score in [0, 1]; the verdict follows them
 _ITEM_SCORES = ("exact_match", "f1", "number_match", "label_acc")
 
@@ -75,6 +81,9 @@ def _build_items(spec: TaskSpec, rows: list, results: dict) -> tuple[list[Scored
         res = [results[k] for k in keys]
         target = data["target"]
         sample: dict[str, Any] = {"task": spec.task, "prompt_id": prompt_id, "doc_id": doc_id, "prompt": data["prompt"], "target": target}
+        cut = max((getattr(r, "truncated", 0) for r in res), default=0)
+        if cut:  # the model read the prompt without its first `cut` tokens (see TRUNCATION)
+            sample["truncated_tokens"] = cut
         if data.get("images"):
             sample["images"] = data["images"]
         if spec.output_type == "multiple_choice":
@@ -167,7 +176,8 @@ def score_task(store: RunStore, model_label: str, model_fp: str, spec: TaskSpec)
         name = M.display_name(m.name, m.args)
         metrics_out[name] = {**_summary(per_prompt), "per_prompt": per_prompt} if per_prompt else {"value": None, "stderr": None}
     primary = M.display_name(spec.metrics[0].name, spec.metrics[0].args)
-    result = {"primary": primary, "metrics": metrics_out, "n_items": len(scored), "n_incomplete": missing}
+    n_cut = sum(1 for s in scored if s.sample.get("truncated_tokens"))
+    result = {"primary": primary, "metrics": metrics_out, "n_items": len(scored), "n_incomplete": missing, "n_truncated": n_cut}
     return result, [s.sample for s in scored]
 
 
