@@ -411,8 +411,11 @@ def _missing_local(spec: DatasetSpec, split: str, root: Path, path: Path, what: 
     assert spec.local is not None
     rel = spec.local.path
     in_root = not rel.startswith(("builtin:", "synthetic:")) and not Path(os.path.expanduser(rel)).is_absolute()
-    where = f"data file {rel} not found in {root.absolute()}" if in_root else f"data file {path} not found"
-    how = "the data directory: set --data-dir or ASSAY_DATA_DIR to the folder holding the benchmark data"
+    if in_root:
+        where = f"data file {rel} not found in {root.absolute()}"
+        how = "the data directory: set --data-dir or ASSAY_DATA_DIR to the folder holding the benchmark data"
+    else:  # an absolute path: the data directory plays no part
+        where, how = f"data file not found: {path}", "the task names this path"
     if spec.hub is None:
         raise DataError(f"{what}: {where} ({how})")
     try:
