@@ -513,3 +513,12 @@ def test_resolve_the_same_file_twice_by_another_path_is_one_task(tmp_path):
     (tmp_path / "sub").mkdir()
     path = write(tmp_path, "mine.yaml", MINIMAL)
     assert [s.task for s, _ in registry.resolve([str(path), str(tmp_path / "sub" / ".." / "mine.yaml")])] == ["mini"]
+
+
+def test_prompt_id_of_the_wrong_kind_under_include_is_one_task_error(tmp_path):
+    # prompts merge by id; an id that is a list used to crash the merge (TypeError: unhashable)
+    write(tmp_path, "_b.yaml", MINIMAL)
+    path = write(tmp_path, "t.yaml", "include: _b.yaml\nprompts:\n  - {id: [1], template: x}\n")
+    with pytest.raises(TaskError) as ei:
+        load_task(path)
+    assert f"{path.resolve()}:3" in str(ei.value) and "prompts.0.id" in str(ei.value)

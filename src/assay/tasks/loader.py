@@ -82,7 +82,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _by_id(v: Any) -> bool:
-    return isinstance(v, list) and all(isinstance(p, dict) and "id" in p for p in v)
+    return isinstance(v, list) and all(isinstance(p, dict) and isinstance(p.get("id"), str) for p in v)
 
 
 def _merge_prompts(base: list[dict[str, Any]], over: list[dict[str, Any]]) -> list[dict[str, Any]]:
