@@ -204,7 +204,7 @@ def _cmd_validate(a: argparse.Namespace) -> int:
     names: dict[str, str] = {}  # task name -> file: results are keyed by name
     for f in a.task_file:
         task = load_task(f)
-        if names.get(task.task, f) != f:
+        if Path(names.get(task.task, f)).resolve() != Path(f).resolve():
             raise AssayError(f"task '{task.task}' is defined twice: in {names[task.task]} and in {f}; rename one (task: NAME)")
         names[task.task] = f
         plan = plan_task(task, Path(f), data_dir(a.data_dir))
