@@ -231,13 +231,11 @@ def test_missing_data_directory_names_the_file_and_how_to_point_at_it(tmp_path):
     from assay.tasks.registry import builtin_index
 
     task = builtin_index().tasks["xcopa_it"]
-    line = _one_line_error(_cli_without_data_dir("validate", str(task), cwd=tmp_path), "task xcopa_it", "data file xcopa/", "--data-dir", "ASSAY_DATA_DIR")
-    assert f"not found in {tmp_path / 'data'}" in line
     wrong = tmp_path / "nowhere"
     proc = _cli_without_data_dir("run", "-m", "smollm2-135m-instruct", "-t", "xcopa_it", "--limit", "2", "--data-dir", str(wrong), "-o", str(tmp_path / "run"), cwd=tmp_path)
-    line = _one_line_error(proc, "task xcopa_it", f"not found in {wrong}", "--data-dir", "ASSAY_DATA_DIR", "hub")
+    line = _one_line_error(proc, "task xcopa_it", f"data file xcopa/data/it/val.it.jsonl not found in {wrong}", "--data-dir", "ASSAY_DATA_DIR", "hub")
     assert line.index("--data-dir") < line.index("hub")  # the data directory first, the hub as the alternative
-    # without the `datasets` package, the hub is mentioned only as the alternative
+    # unset (cwd elsewhere, no ASSAY_DATA_DIR), without the `datasets` package: the hub only as the alternative
     code = f"import sys; sys.modules['datasets'] = None; from assay.cli import main; sys.exit(main(['validate', {str(task)!r}]))"
     env = {k: v for k, v in os.environ.items() if k != "ASSAY_DATA_DIR"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
