@@ -4,6 +4,7 @@ nothing already stored is lost."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -153,3 +154,96 @@ def test_help_is_instant_and_imports_no_heavy_module():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- issue 13: silently wrong numbers
+
+COUNTDOWN = [
+    {"id": "r0", "q": "Which number?", "options": ["7", "8", "9"], "answer": "8"},  # index 8 does not exist: the text
+    {"id": "r1", "q": "Which number?", "options": ["3", "2", "1", "0"], "answer": "2"},  # choice 1's text, or index 2 ("1")
+]
+
+
+def _countdown_task(tmp: Path, extra: str = "") -> Path:
+    data = tmp / "countdown.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in COUNTDOWN))
+    task = tmp / "countdown.yaml"
+    task.write_text(
+        f"task: countdown\noutput_type: multiple_choice\ndataset:\n  local: {{path: {data}}}\n  id_field: id\n"
+        f"choices: options\ntarget: answer\n{extra}prompts:\n  - id: p\n    template: \"{{{{ q }}}}\"\nmetrics: [acc]\n"
+    )
+    return task
+
+
+def test_validate_refuses_a_target_readable_as_index_and_as_text(tmp_path):
+    # row r1's target "2" used to be read as index 2 (choice "1") and validate said ok
+    task = _countdown_task(tmp_path)
+    _one_line_error(run_cli("validate", str(task)), "task countdown", "row r1", "ambiguous", "target_type")
+    ok = _countdown_task(tmp_path, "target_type: text\n")
+    proc = run_cli("validate", str(ok))
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
+
+
+def test_validate_refuses_a_generation_task_without_target(tmp_path):
+    data = tmp_path / "g.jsonl"
+    data.write_text(json.dumps({"q": "2+2?", "a": "4"}) + "\n")
+    task = tmp_path / "gen.yaml"
+    task.write_text(f"task: arith\noutput_type: generate\ndataset: {{local: {{path: {data}}}}}\nprompts:\n  - id: p\n    template: \"{{{{ q }}}}\"\nmetrics: [exact_match]\n")
+    _one_line_error(run_cli("validate", str(task)), "gen.yaml", "task arith", "needs 'target'")
+
+
+def test_two_task_files_with_the_same_name(tmp_path):
+    a = _task(tmp_path, ROWS, name="a.yaml")
+    b = tmp_path / "b.yaml"
+    b.write_text(a.read_text().replace("{{ q }}", "Q: {{ q }}"))
+    out = tmp_path / "run"
+    proc = run_cli("run", "-m", "smollm2-135m-instruct", "-t", f"{a},{b}", "--limit", "2", "-o", str(out))
+    _one_line_error(proc, "task 'tiny'", str(a), str(b))
+    assert not out.exists()  # refused while planning, before any model loaded
+    _one_line_error(run_cli("validate", str(a), str(b)), "task 'tiny'", str(a), str(b))
+
+
+def test_user_file_with_a_builtin_tasks_name(tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(_task(tmp_path, ROWS).read_text().replace("task: tiny", "task: copa"))
+    proc = run_cli("run", "-m", "smollm2-135m-instruct", "-t", f"copa,{mine}", "--limit", "2", "-o", str(tmp_path / "run"))
+    _one_line_error(proc, "task 'copa'", str(mine), "copa.yaml")
+
+
+def test_duplicate_document_ids_name_the_rows(tmp_path):
+    rows = [{**r, "id": i} for r, i in zip(ROWS + ROWS, ["a", "b", "c", "b"])]
+    task = _task(tmp_path, rows)
+    task.write_text(task.read_text().replace("d.jsonl}", "d.jsonl}\n  id_field: id"))
+    _one_line_error(run_cli("validate", str(task)), "task tiny", "d.jsonl", "'b'", "rows 2 and 4")
+    out = tmp_path / "run"
+    proc = run_cli("run", "-m", "smollm2-135m-instruct", "-t", str(task), "--limit", "2", "-o", str(out))
+    _one_line_error(proc, "'b'", "rows 2 and 4")
+    assert not out.exists()  # refused while planning, before any model loaded
+
+
+def _cli_without_data_dir(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "ASSAY_DATA_DIR"}
+    env["HF_HUB_OFFLINE"] = env["HF_DATASETS_OFFLINE"] = "1"  # tests never download
+    return subprocess.run([sys.executable, "-m", "assay.cli", *args], capture_output=True, text=True, timeout=300, cwd=cwd, env=env)
+
+
+def test_missing_data_directory_names_the_file_and_how_to_point_at_it(tmp_path):
+    from assay.tasks.registry import builtin_index
+
+    task = builtin_index().tasks["xcopa_it"]
+    wrong = tmp_path / "nowhere"
+    proc = _cli_without_data_dir("run", "-m", "smollm2-135m-instruct", "-t", "xcopa_it", "--limit", "2", "--data-dir", str(wrong), "-o", str(tmp_path / "run"), cwd=tmp_path)
+    line = _one_line_error(proc, "task xcopa_it", f"data file xcopa/data/it/val.it.jsonl not found in {wrong}", "--data-dir", "ASSAY_DATA_DIR", "hub")
+    assert line.index("--data-dir") < line.index("hub")  # the data directory first, the hub as the alternative
+    # unset (cwd elsewhere, no ASSAY_DATA_DIR), without the `datasets` package: the hub only as the alternative
+    code = f"import sys; sys.modules['datasets'] = None; from assay.cli import main; sys.exit(main(['validate', {str(task)!r}]))"
+    env = {k: v for k, v in os.environ.items() if k != "ASSAY_DATA_DIR"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    line = _one_line_error(proc, "task xcopa_it", f"not found in {tmp_path / 'data'}", "--data-dir", "ASSAY_DATA_DIR")
+    assert line.endswith("or install 'assay[datasets]' to read it from the hub)") and "pip install" not in line
+
+
+def test_include_of_a_number_is_one_clear_line(tmp_path):
+    task = _task(tmp_path, ROWS)
+    task.write_text("include: 5\n" + task.read_text())
+    _one_line_error(run_cli("validate", str(task)), f"{task}:1", "include takes a file name")

@@ -144,6 +144,70 @@ def test_mc_odd_numeric_target_is_a_task_error(label):
         build_instances(spec, [{**MC_DOC, "label": label}], spec.prompts)
 
 
+NUMERIC_DOC = {"_id": "7", "q": "Count down", "choices": ["3", "2", "1", "0"]}
+
+
+def test_mc_string_target_equal_to_a_choice_text_is_that_choice():
+    # "7" is choice 1's text and, as an index, outside the three choices: only one reading
+    # (the old rule read every digit string as an index and refused it)
+    spec = make_spec(output_type="multiple_choice", choices="['10', '7', '5']", target="answer", metrics=["acc"])
+    assert build_instances(spec, [{"_id": "0", "q": 1, "answer": "7"}], spec.prompts)[0].target == 1
+
+
+@pytest.mark.parametrize("answer", ["3", "2", "1", "0"])
+def test_mc_digit_target_readable_as_index_and_as_another_choice_is_refused(answer):
+    # choices ["3","2","1","0"], target "2": choice 1's text, or index 2 (choice "1")
+    spec = make_spec(output_type="multiple_choice", choices="choices", target="answer", metrics=["acc"])
+    with pytest.raises(TaskError) as ei:
+        build_instances(spec, [{**NUMERIC_DOC, "answer": answer}], spec.prompts)
+    msg = str(ei.value)
+    assert "task t, prompt p, row 7" in msg and "ambiguous" in msg and "target_type" in msg
+
+
+def test_mc_digit_target_naming_the_same_choice_both_ways_is_not_ambiguous():
+    spec = make_spec(output_type="multiple_choice", choices="['0', '1']", target="answer", metrics=["acc"])
+    assert build_instances(spec, [{"_id": "0", "q": 1, "answer": "1"}], spec.prompts)[0].target == 1
+
+
+@pytest.mark.parametrize(("answer", "gold"), [("2", 1), ("1", 2), ("0", 3), ("3", 0)])
+def test_mc_target_type_text(answer, gold):
+    spec = make_spec(output_type="multiple_choice", choices="choices", target="answer", target_type="text", metrics=["acc"])
+    assert build_instances(spec, [{**NUMERIC_DOC, "answer": answer}], spec.prompts)[0].target == gold
+
+
+@pytest.mark.parametrize(("answer", "gold"), [("2", 2), ("0", 0), (1, 1)])
+def test_mc_target_type_index(answer, gold):
+    spec = make_spec(output_type="multiple_choice", choices="choices", target="answer", target_type="index", metrics=["acc"])
+    assert build_instances(spec, [{**NUMERIC_DOC, "answer": answer}], spec.prompts)[0].target == gold
+
+
+def test_mc_target_type_text_needs_a_choice_text():
+    spec = make_spec(output_type="multiple_choice", choices="choices", target="answer", target_type="text", metrics=["acc"])
+    with pytest.raises(TaskError, match="not one of the choices"):
+        build_instances(spec, [{**NUMERIC_DOC, "answer": "7"}], spec.prompts)
+
+
+def test_mc_target_type_index_needs_an_index():
+    spec = make_spec(output_type="multiple_choice", choices="choices", target="answer", target_type="index", metrics=["acc"])
+    with pytest.raises(TaskError, match="target_type index"):
+        build_instances(spec, [{**NUMERIC_DOC, "answer": "two"}], spec.prompts)
+
+
+def test_prompt_target_type_overrides_the_tasks():
+    spec = make_spec(
+        output_type="multiple_choice", choices="choices", target="answer", target_type="index", metrics=["acc"],
+        prompts=[{"id": "p", "template": "{{ q }}"}, {"id": "r", "template": "{{ q }}", "target_type": "text"}],
+    )
+    out = build_instances(spec, [{**NUMERIC_DOC, "answer": "2"}], spec.prompts)
+    assert [(i.prompt_id, i.target) for i in out] == [("p", 2), ("r", 1)]
+
+
+def test_target_type_is_left_out_of_the_hash_when_unset():
+    # the built-in tasks' content hashes (recorded in results.json, compared by reports) stay as they were
+    assert "target_type" not in mc_spec().model_dump_json()
+    assert mc_spec().content_hash() != mc_spec(target_type="index").content_hash()
+
+
 @pytest.mark.parametrize("choices", ["[]", "'abc'", "3"])
 def test_mc_choices_must_be_a_nonempty_list(choices):
     spec = make_spec(output_type="multiple_choice", choices=choices, target="0", metrics=["acc"])

@@ -212,8 +212,13 @@ def _cmd_validate(a: argparse.Namespace) -> int:
     from assay.evaluate import plan_task
     from assay.tasks.loader import load_task
 
+    names: dict[str, str] = {}  # task name -> file: results are keyed by name
     for f in a.task_file:
-        plan = plan_task(load_task(f), Path(f), data_dir(a.data_dir))
+        task = load_task(f)
+        if Path(names.get(task.task, f)).resolve() != Path(f).resolve():
+            raise AssayError(f"task '{task.task}' is defined twice: in {names[task.task]} and in {f}; rename one (task: NAME)")
+        names[task.task] = f
+        plan = plan_task(task, Path(f), data_dir(a.data_dir))
         spec = plan.spec
         shots = f", {spec.fewshot.k}-shot from {spec.fewshot.split or spec.split}" if spec.fewshot.k else ""
         print(f"{f}: ok — task {spec.task}, {len(plan.docs.rows)} rows, {len(spec.prompts)} prompt(s), {len(plan.instances)} instances rendered{shots}, metrics {', '.join(m.name for m in spec.metrics)}")

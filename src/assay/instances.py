@@ -87,16 +87,37 @@ def _target(spec: TaskSpec, p: PromptSpec, doc: dict, choices: tuple[str, ...], 
         return [int(v) for v in value]
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise TaskError(f"{what}: multiple-choice target must be an index or a choice text, got {value!r}")
+    kind = p.target_type or spec.target_type
+    if kind == "text":
+        if str(value) not in choices:
+            raise TaskError(f"{what}: target {str(value)!r} (target_type text) is not one of the choices {list(choices)}")
+        return choices.index(str(value))
     if isinstance(value, str):
-        try:
-            value = int(value.strip())
-        except ValueError:
-            if value in choices:
-                return choices.index(value)
-            raise TaskError(f"{what}: target {value!r} is not one of the choices {list(choices)}") from None
+        index = _as_index(value)
+        if kind == "index":
+            if index is None:
+                raise TaskError(f"{what}: target {value!r} is not a choice index (target_type index)")
+        elif value in choices:  # a choice's text, unless as an index it names another choice
+            text = choices.index(value)
+            if index is not None and 0 <= index < len(choices) and index != text:
+                raise TaskError(
+                    f"{what}: target {value!r} is ambiguous: it is the text of choice {text} and, as an index, "
+                    f"choice {index} ({choices[index]!r}); set target_type: text or target_type: index"
+                )
+            return text
+        elif index is None:
+            raise TaskError(f"{what}: target {value!r} is not one of the choices {list(choices)}")
+        value = index
     if not 0 <= value < len(choices):
         raise TaskError(f"{what}: target index {value} is outside the {len(choices)} choices")
     return value
+
+
+def _as_index(value: str) -> int | None:
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None
 
 
 def answer_text(spec: TaskSpec, choices: tuple[str, ...], target: Any) -> str:

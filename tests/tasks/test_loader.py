@@ -95,6 +95,7 @@ def test_include_merges_mappings_key_by_key_and_replaces_lists(tmp_path):
         prompts:
           - id: base_prompt
             template: base
+        target: answer
         metrics: [exact_match, f1]
         vars: {a: 1, b: 2}
         generation: {max_tokens: 10, until: ["\\n"]}
@@ -133,7 +134,7 @@ def test_include_merges_mappings_key_by_key_and_replaces_lists(tmp_path):
 
 
 def test_including_file_redefines_a_prompt_by_id(tmp_path):
-    write(tmp_path, "_p.yaml", "version: 1\noutput_type: generate\ndataset: {local: {path: d.jsonl}}\nmetrics: [f1]\nprompts:\n  - {id: a, template: one}\n  - {id: b, template: two}\n")
+    write(tmp_path, "_p.yaml", "version: 1\noutput_type: generate\ndataset: {local: {path: d.jsonl}}\ntarget: answer\nmetrics: [f1]\nprompts:\n  - {id: a, template: one}\n  - {id: b, template: two}\n")
     child = write(tmp_path, "c.yaml", "include: _p.yaml\ntask: c\nprompts:\n  - {id: a, template: redefined}\n")
     spec = load_task(child)
     assert [(p.id, p.template) for p in spec.prompts] == [("a", "redefined"), ("b", "two")]
@@ -457,3 +458,67 @@ def test_error_in_replaced_list_cites_the_including_file(tmp_path):
     msg = str(ei.value)
     assert "prompts.1.template" in msg  # after the base's prompt: prompts merge by id
     assert f"{child.resolve()}:4" in msg
+
+
+# --------------------------------------------------------------------------- issue 13: silently wrong numbers
+
+
+@pytest.mark.parametrize("output_type", ["generate", "loglikelihood"])
+def test_task_that_compares_with_a_target_needs_one(tmp_path, output_type):
+    text = MINIMAL.replace("target: answer\n", "").replace("output_type: generate", f"output_type: {output_type}")
+    with pytest.raises(TaskError) as ei:
+        load_task(write(tmp_path, "mini.yaml", text))
+    assert "task mini" in str(ei.value) and "needs 'target'" in str(ei.value)
+
+
+def test_a_prompt_target_is_enough_for_a_generation_task(tmp_path):
+    text = MINIMAL.replace("target: answer\n", "").replace('template: "Q: {{ question }}"', 'template: "Q: {{ question }}"\n    target: answer')
+    assert load_task(write(tmp_path, "mini.yaml", text)).prompts[0].target == "answer"
+
+
+def test_target_type_only_for_multiple_choice(tmp_path):
+    with pytest.raises(TaskError, match="target_type"):
+        load_task(write(tmp_path, "mini.yaml", MINIMAL + "target_type: text\n"))
+
+
+@pytest.mark.parametrize("value", ["5", "{a: b.yaml}", "''", "[b.yaml, 5]", "true"])
+def test_include_of_the_wrong_kind_is_one_task_error(tmp_path, value):
+    write(tmp_path, "b.yaml", MINIMAL)
+    path = write(tmp_path, "t.yaml", MINIMAL.replace("task: mini\n", f"task: mini\ninclude: {value}\n"))
+    with pytest.raises(TaskError) as ei:
+        load_task(path)
+    assert f"{path.resolve()}:2: include takes a file name or a list of them" in str(ei.value)
+
+
+def test_resolve_two_files_with_the_same_task_name_is_an_error(tmp_path):
+    a = write(tmp_path, "a.yaml", MINIMAL)
+    b = write(tmp_path, "b.yaml", MINIMAL.replace("Q: ", "Question: "))
+    with pytest.raises(TaskError) as ei:
+        registry.resolve([str(a), str(b)])
+    msg = str(ei.value)
+    assert "task 'mini'" in msg and str(a) in msg and str(b) in msg
+
+
+def test_resolve_user_file_named_like_a_builtin_task_is_an_error(tmp_path):
+    mine = write(tmp_path, "my_copa.yaml", MINIMAL.replace("task: mini", "task: xcopa_it"))
+    with pytest.raises(TaskError) as ei:
+        registry.resolve(["xcopa", str(mine)])
+    msg = str(ei.value)
+    assert "task 'xcopa_it'" in msg and str(mine) in msg and "xcopa_it.yaml" in msg
+    # the file alone (no built-in task of that name in the run) is fine
+    assert [s.task for s, _ in registry.resolve([str(mine)])] == ["xcopa_it"]
+
+
+def test_resolve_the_same_file_twice_by_another_path_is_one_task(tmp_path):
+    (tmp_path / "sub").mkdir()
+    path = write(tmp_path, "mine.yaml", MINIMAL)
+    assert [s.task for s, _ in registry.resolve([str(path), str(tmp_path / "sub" / ".." / "mine.yaml")])] == ["mini"]
+
+
+def test_prompt_id_of_the_wrong_kind_under_include_is_one_task_error(tmp_path):
+    # prompts merge by id; an id that is a list used to crash the merge (TypeError: unhashable)
+    write(tmp_path, "_b.yaml", MINIMAL)
+    path = write(tmp_path, "t.yaml", "include: _b.yaml\nprompts:\n  - {id: [1], template: x}\n")
+    with pytest.raises(TaskError) as ei:
+        load_task(path)
+    assert f"{path.resolve()}:3" in str(ei.value) and "prompts.0.id" in str(ei.value)

@@ -405,20 +405,41 @@ def load_hub(src: HubSource, split: str) -> Documents:
     return Documents([dict(r) for r in ds], src.revision or ds._fingerprint, f"hub:{src.id}")
 
 
+def _missing_local(spec: DatasetSpec, split: str, root: Path, path: Path, what: str) -> Documents:
+    """A local data file that is not there: the hub copy where the spec names one and
+    ``datasets`` can load it; else one line naming the file and how to point at the data."""
+    assert spec.local is not None
+    rel = spec.local.path
+    in_root = not rel.startswith(("builtin:", "synthetic:")) and not Path(os.path.expanduser(rel)).is_absolute()
+    if in_root:
+        where = f"data file {rel} not found in {root.absolute()}"
+        how = "the data directory: set --data-dir or ASSAY_DATA_DIR to the folder holding the benchmark data"
+    else:  # an absolute path: the data directory plays no part
+        where, how = f"data file not found: {path}", "the task names this path"
+    if spec.hub is None:
+        raise DataError(f"{what}: {where} ({how})")
+    try:
+        import datasets  # noqa: F401
+    except ImportError:
+        raise DataError(f"{what}: {where} ({how}; or install 'assay[datasets]' to read it from the hub)") from None
+    try:
+        return load_hub(spec.hub, split)
+    except DataError as exc:
+        raise DataError(f"{what}: {where} ({how}); the hub copy was tried instead: {exc}") from exc
+
+
 def load_documents(spec: DatasetSpec, split: str, root: Path, what: str) -> Documents:
     """Rows of one split with fields renamed, each with ``_id`` (the id field or the row number)."""
     if spec.local is not None:
         path = _resolve(spec.local.path, root)
-        if path.is_file() or spec.hub is None:
-            docs = load_local(spec.local, root)
-        else:
-            docs = load_hub(spec.hub, split)
+        docs = load_local(spec.local, root) if path.is_file() else _missing_local(spec, split, root, path, what)
     else:
         assert spec.hub is not None
         docs = load_hub(spec.hub, split)
     if not docs.rows:
         raise DataError(f"{what}: {docs.origin} has no rows")
     rows = []
+    first_row: dict[str, int] = {}  # document id -> its row number: ids key instances and stored responses
     for n, row in enumerate(docs.rows):
         out = dict(row)
         for new, old in spec.fields.items():
@@ -432,6 +453,12 @@ def load_documents(spec: DatasetSpec, split: str, root: Path, what: str) -> Docu
         else:
             out["_id"] = str(n)
         if spec.where is None or render.evaluate(spec.where, out, {}, f"{what}, row {n + 1}, dataset.where"):
+            if out["_id"] in first_row:
+                raise DataError(
+                    f"{what}: {docs.origin}: rows {first_row[out['_id']]} and {n + 1} have the same id {out['_id']!r} "
+                    f"(dataset.id_field '{spec.id_field}'); document ids must be unique"
+                )
+            first_row[out["_id"]] = n + 1
             rows.append(out)
     if not rows:
         raise DataError(f"{what}: no row of {docs.origin} matches dataset.where ({spec.where})")

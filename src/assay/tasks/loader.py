@@ -82,7 +82,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _by_id(v: Any) -> bool:
-    return isinstance(v, list) and all(isinstance(p, dict) and "id" in p for p in v)
+    return isinstance(v, list) and all(isinstance(p, dict) and isinstance(p.get("id"), str) for p in v)
 
 
 def _merge_prompts(base: list[dict[str, Any]], over: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -110,9 +110,9 @@ def load_raw(path: Path, marks: Marks | None = None, _seen: tuple[Path, ...] = (
     if inc is not None:
         bases = [inc] if isinstance(inc, str) else inc
         merged: dict[str, Any] = {}
+        if not isinstance(bases, list) or not all(isinstance(b, str) and b.strip() for b in bases):
+            raise TaskError(f"{path}:{own_marks[('include',)][1]}: include takes a file name or a list of them, not {inc!r}")
         for b in bases:
-            if not isinstance(b, str):
-                raise TaskError(f"{path}:{own_marks[('include',)][1]}: include takes a file name or a list of them")
             merged = _merge(merged, load_raw(path.parent / b, marks, _seen + (path,)))
         own = data
         data = _merge(merged, own)

@@ -45,16 +45,22 @@ def builtin_index() -> Index:
 
 
 def resolve(names: list[str]) -> list[tuple[TaskSpec, Path]]:
-    """Task specs for the given names, groups and files, in order, without duplicates."""
+    """Task specs for the given names, groups and files, in order, without duplicates.
+
+    A file named twice counts once; two files that define the same task name are an error
+    (results are keyed by task name, so one would silently replace the other)."""
     idx = builtin_index()
     out: list[tuple[TaskSpec, Path]] = []
-    seen: set[str] = set()
+    seen: dict[str, Path] = {}  # task name -> the file that defines it
 
     def add(path: Path) -> None:
         spec = load_task(path)
-        if spec.task in seen:
-            return
-        seen.add(spec.task)
+        first = seen.get(spec.task)
+        if first is not None:
+            if first.resolve() == path.resolve():  # the same file named twice (a task and its group)
+                return
+            raise TaskError(f"task '{spec.task}' is defined twice: in {first} and in {path}; rename one (task: NAME)")
+        seen[spec.task] = path
         out.append((spec, path))
 
     for name in names:

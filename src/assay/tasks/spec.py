@@ -109,6 +109,22 @@ class DatasetSpec(_Strict):
         return self
 
 
+# What a multiple-choice target names: a choice's position or a choice's text. Unset: an int
+# is an index; a string equal to a choice's text is that choice; any other digit string is an
+# index (CSV labels); a digit string that names one choice as text and another as an index is
+# refused (``instances._target``), so that choices such as ["3", "2", "1", "0"] cannot get
+# silently wrong golds.
+TargetType = Literal["index", "text"]
+
+
+def _without_unset_target_type(out: Any) -> Any:
+    """Dumps (and so content and template hashes) leave out an unset ``target_type``: the
+    hashes of tasks that do not set it are the ones they had before the field existed."""
+    if isinstance(out, dict) and out.get("target_type", "") is None:
+        del out["target_type"]
+    return out
+
+
 class PromptSpec(_Strict):
     """One prompt template; a task may have several, each with a stable id."""
 
@@ -116,6 +132,7 @@ class PromptSpec(_Strict):
     template: str
     choices: str | list[str] | None = None  # expression, or a list of templates (one per choice)
     target: str | None = None  # expression; overrides the task's target
+    target_type: TargetType | None = None  # overrides the task's
     preamble: str | None = None  # template shown once before the few-shot examples (e.g. MMLU's subject line)
     # template of a few-shot example's answer (default: its target), e.g. a worked solution
     # or a written rationale ending in the answer (GSM8K, BBH chain of thought)
@@ -125,6 +142,8 @@ class PromptSpec(_Strict):
     chat: str | None = None  # auto | never | always | a chat format name (overrides the task's)
     choice_mode: Literal["continuation", "context"] | None = None  # overrides the task's
     description: str = ""
+
+    _dump = model_serializer(mode="wrap")(lambda self, handler: _without_unset_target_type(handler(self)))
 
     @field_validator("chat")
     @classmethod
@@ -298,6 +317,7 @@ class TaskSpec(_Strict):
     prompts: list[PromptSpec] = Field(min_length=1)
     choices: str | list[str] | None = None
     target: str | None = None
+    target_type: TargetType | None = None  # multiple choice: index | text (see TargetType)
     target_delimiter: str = " "
     # continuation: `choices` are continuations scored after the prompt (the usual case);
     # context: `choices` are contexts (e.g. a sentence filled in with each option up to the
@@ -315,6 +335,7 @@ class TaskSpec(_Strict):
 
     _norm_metrics = field_validator("metrics", mode="before")(lambda v: [_metric(m) for m in v] if isinstance(v, list) else v)
     _norm_extract = field_validator("extract", mode="before")(_extract)
+    _dump = model_serializer(mode="wrap")(lambda self, handler: _without_unset_target_type(handler(self)))
 
     @field_validator("extract")
     @classmethod
@@ -351,6 +372,14 @@ class TaskSpec(_Strict):
                     raise ValueError(f"multiple_choice needs 'choices' (task or prompt '{p.id}')")
                 if (p.target or self.target) is None:
                     raise ValueError(f"multiple_choice needs 'target' (task or prompt '{p.id}')")
+        elif self.target_type is not None or any(p.target_type is not None for p in self.prompts):
+            raise ValueError(f"task {self.task}: target_type applies to multiple_choice tasks only")
+        if self.output_type in ("generate", "loglikelihood"):
+            for p in self.prompts:
+                if (p.target or self.target) is None:
+                    raise ValueError(
+                        f"task {self.task}: {self.output_type} needs 'target', the answer its metrics compare with (task or prompt '{p.id}')"
+                    )
         if self.output_type == "match":
             if self.images is None:
                 raise ValueError("match needs 'images' (the document's images, one per caption)")
