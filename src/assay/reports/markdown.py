@@ -76,7 +76,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
                   [[t["name"], t["version"], t["hash"], ", ".join(f"{k} ({v})" for k, v in t["prompts"].items())] for t in tasks.values()])
     for r in doc["runs"]:
         env = ", ".join(f"{k} {v}" for k, v in r["environment"].items())
-        out += [f"- `{r['dir']}`: created {r['created']}, scored {r['scored']}; {env}"]
+        sandbox = f"; code sandbox {r['sandbox']}" if r.get("sandbox") else ""
+        out += [f"- `{r['dir']}`: created {r['created']}, scored {r['scored']}; {env}{sandbox}"]
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -64,13 +64,16 @@ import threading
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from assay.scoring.sandbox_helper import _SYSTEM_DIRS
 
-__all__ = ["Limits", "ExecResult", "run_python", "run_many", "sandbox_features"]
+__all__ = ["Limits", "ExecResult", "run_python", "run_many", "sandbox_features",
+           "SANDBOX_MODES", "limits_for", "check_sandbox"]
 
-ISOLATION_MODES = ("auto", "namespaces", "rlimits")
+ISOLATION_MODES = ("auto", "namespaces", "rlimits", "off")
+# ``--sandbox``: what a user asks for -> Limits.isolation
+SANDBOX_MODES = {"strict": "namespaces", "auto": "auto", "off": "off"}
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,8 @@ class Limits:
     max_open_files: int = 64  # RLIMIT_NOFILE
     max_output_bytes: int = 65536  # cap on captured stdout and on captured stderr, each
     max_disk_mb: int = 64  # size of the private /tmp (namespaces only)
-    isolation: str = "auto"  # "auto", "namespaces" (required) or "rlimits" (no namespaces)
+    # "auto", "namespaces" (required), "rlimits" (no namespaces) or "off" (unsandboxed)
+    isolation: str = "auto"
 
     def __post_init__(self) -> None:
         if self.isolation not in ISOLATION_MODES:
@@ -143,6 +147,24 @@ def _killpg(pgid: int, sig: int = signal.SIGKILL) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _stop_helper(proc: subprocess.Popen, pgid: int) -> None:
+    """End a sandbox: SIGTERM makes the helper kill every process below it (its subreaper
+    tree, escaped ``setsid()`` daemons included; with namespaces, the sandbox's init and so
+    the whole pid namespace) and exit; SIGKILL of its group is the backstop."""
+    if proc.returncode is not None:
+        return
+    if not _has_exited(proc.pid):
+        try:
+            os.kill(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        end = time.monotonic() + 5.0
+        while not _has_exited(proc.pid) and time.monotonic() < end:
+            time.sleep(0.002)
+    _killpg(pgid)  # before reaping the helper, so that its pgid cannot have been reused
+    proc.wait()
 
 
 def _has_exited(pid: int) -> bool:
@@ -280,7 +302,12 @@ def _config(workdir: str, source: str, limits: Limits) -> dict:
         "interpreter": interpreter,
         "ro_paths": _ro_paths(interpreter),
         "env": _PROGRAM_ENV,
+        "prefix": os.path.realpath(sys.base_prefix),
+        "exec_prefix": os.path.realpath(sys.base_exec_prefix),
         "isolation": limits.isolation,
+        # for tests and for checking the fallback: behave as if unshare() were refused
+        "no_namespaces": ("ASSAY_SANDBOX_NO_NAMESPACES is set"
+                          if os.environ.get("ASSAY_SANDBOX_NO_NAMESPACES") else ""),
         "limits": asdict(limits),
         "parent_pid": os.getpid(),
     }
@@ -316,10 +343,8 @@ def _run_in(workdir: str, source: str, stdin: str, limits: Limits) -> ExecResult
     try:
         bufs, truncated, timed_out = _supervise(proc, pgid, status_r, limits)
     finally:
-        # Whatever happened: no member of the group survives, the helper is reaped. Killing
-        # the helper's group kills the sandbox's init, and with it the whole pid namespace.
-        _killpg(pgid)
-        proc.wait()
+        # Whatever happened: nothing the program started survives, the helper is reaped.
+        _stop_helper(proc, pgid)
         for pipe in (proc.stdout, proc.stderr):
             try:
                 pipe.close()
@@ -446,7 +471,7 @@ def _supervise(
                     break
                 time.sleep(0.01)
         if timed_out:
-            _killpg(pgid)
+            _stop_helper(proc, pgid)
             # Pick up what was written just before the kill.
             end = time.monotonic() + 0.5
             while sel.get_map() and time.monotonic() < end:
@@ -502,6 +527,38 @@ def run_many(
         raise ValueError(f"{len(stdins)} stdins for {len(sources)} sources")
     ins = stdins if stdins is not None else [""] * len(sources)
     return _run_jobs([(s, i, limits) for s, i in zip(sources, ins)], workers)
+
+
+# --------------------------------------------------------------------------------------------
+# --sandbox strict|auto|off
+
+
+def limits_for(mode: str, limits: Limits = Limits()) -> Limits:
+    """``limits`` with the isolation that ``--sandbox mode`` asks for."""
+    if mode not in SANDBOX_MODES:
+        raise ValueError(f"sandbox mode: expected one of {', '.join(SANDBOX_MODES)}, got {mode!r}")
+    return replace(limits, isolation=SANDBOX_MODES[mode])
+
+
+_CHECKED: dict[str, str] = {}
+
+
+def check_sandbox(mode: str) -> str:
+    """Run one trivial program as ``--sandbox mode`` would; the isolation it got, or
+    ``RuntimeError`` with a one-line reason where that mode refuses to run programs here."""
+    if mode not in _CHECKED:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            r = run_python("print('ok')", limits=limits_for(mode, Limits(timeout_s=30.0)))
+        if (r.status, r.stdout) != ("ok", "ok\n"):
+            why = r.reason.removeprefix("sandbox could not start the program: ")
+            if mode == "strict" and "namespaces unavailable: " in why:
+                why = ("kernel namespaces are unavailable here ("
+                       + why.split("namespaces unavailable: ", 1)[1]
+                       + "); use --sandbox auto for the rlimits fallback")
+            raise RuntimeError(f"--sandbox {mode}: {why}")
+        _CHECKED[mode] = r.isolation
+    return _CHECKED[mode]
 
 
 # --------------------------------------------------------------------------------------------
