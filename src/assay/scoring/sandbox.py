@@ -276,12 +276,14 @@ def _failure_reason(returncode: int, stderr: str, limits: Limits) -> str:
     return _trim(base, 200 - len(hint)) + hint
 
 
-def run_python(source: str, *, stdin: str = "", limits: Limits = Limits()) -> ExecResult:
-    """Run ``source`` as a Python program under ``limits``; never raises for program errors."""
+def run_python(source: str, *, stdin: str = "", limits: Limits = Limits(),
+               stop: threading.Event | None = None) -> ExecResult:
+    """Run ``source`` as a Python program under ``limits``; never raises for program errors.
+    Setting ``stop`` ends the program at once (status "error", "stopped")."""
     workdir = tempfile.mkdtemp(prefix="assay-sbx-")
     start = time.monotonic()
     try:
-        return _run_in(workdir, source, stdin, limits)
+        return _run_in(workdir, source, stdin, limits, stop)
     except Exception as exc:  # noqa: BLE001 - the sandbox itself failed
         return ExecResult(
             "error", None, "", "", time.monotonic() - start,
@@ -313,7 +315,8 @@ def _config(workdir: str, source: str, limits: Limits) -> dict:
     }
 
 
-def _run_in(workdir: str, source: str, stdin: str, limits: Limits) -> ExecResult:
+def _run_in(workdir: str, source: str, stdin: str, limits: Limits,
+            stop: threading.Event | None = None) -> ExecResult:
     if not sys.executable:
         raise RuntimeError("no Python interpreter (sys.executable is empty)")
     cfg = _config(workdir, source, limits)
@@ -341,7 +344,7 @@ def _run_in(workdir: str, source: str, stdin: str, limits: Limits) -> ExecResult
     start = time.monotonic()
     pgid = proc.pid  # start_new_session: the helper leads its own session and group
     try:
-        bufs, truncated, timed_out = _supervise(proc, pgid, status_r, limits)
+        bufs, truncated, timed_out = _supervise(proc, pgid, status_r, limits, stop)
     finally:
         # Whatever happened: nothing the program started survives, the helper is reaped.
         _stop_helper(proc, pgid)
@@ -364,6 +367,8 @@ def _run_in(workdir: str, source: str, stdin: str, limits: Limits) -> ExecResult
         return ExecResult(status, rc, stdout, stderr, duration, reason, isolation, cpu,
                           truncated)
 
+    if stop is not None and stop.is_set():
+        return result("error", None, "stopped: the evaluation was interrupted")
     if timed_out:
         return result("timeout", None, f"timeout after {limits.timeout_s}s")
     if "error" in info:
@@ -403,7 +408,8 @@ def _warn_fallback(isolation: str) -> None:
 
 
 def _supervise(
-    proc: subprocess.Popen, pgid: int, status_fd: int, limits: Limits
+    proc: subprocess.Popen, pgid: int, status_fd: int, limits: Limits,
+    stop: threading.Event | None = None,
 ) -> tuple[tuple[bytes, bytes, bytes], bool, bool]:
     """Stream the pipes (storing at most the cap) until the program is done or time is up.
 
@@ -456,7 +462,7 @@ def _supervise(
                     break
                 wait = grace_end - now
             else:
-                if now >= deadline:
+                if now >= deadline or (stop is not None and stop.is_set()):
                     timed_out = True
                     break
                 wait = deadline - now
@@ -507,8 +513,18 @@ def _run_jobs(
         return [run_python(src, stdin=sin, limits=lim) for src, sin, lim in jobs]
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="assay-sbx") as pool:
-        return list(pool.map(lambda j: run_python(j[0], stdin=j[1], limits=j[2]), jobs))
+    # On Ctrl-C (or SIGTERM raised as an exception) in the calling thread, the running
+    # sandboxes are ended at once rather than at their timeout, and no new one starts.
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="assay-sbx")
+    try:
+        return list(pool.map(lambda j: run_python(j[0], stdin=j[1], limits=j[2], stop=stop),
+                             jobs))
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_many(
