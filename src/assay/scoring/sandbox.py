@@ -361,7 +361,8 @@ def _run_in(workdir: str, source: str, stdin: str, limits: Limits,
     info = _parse_status(status)
     isolation = info.get("isolation", "")
     cpu = info.get("cpu")
-    _warn_fallback(isolation)
+    if "error" not in info:
+        _warn_fallback(isolation)
 
     def result(status: str, rc: int | None, reason: str) -> ExecResult:
         return ExecResult(status, rc, stdout, stderr, duration, reason, isolation, cpu,
