@@ -37,12 +37,24 @@ no cgroup is used. The tmpfs counts against host memory up to ``max_disk_mb``.
 
 Where namespaces cannot be created (``unshare`` refused, e.g. in a container without user
 namespaces), ``isolation="auto"`` (the default) falls back to the older containment and says so
-in every result's ``isolation`` field ("rlimits only (…why…)") and with one ``RuntimeWarning``:
-rlimits, a process group killed as a whole, a throwaway work dir on the host, and, when the
-caller is root, uid/gid 65534. That is containment for buggy programs, not a security boundary:
-the program sees the host file system and network and a ``setsid()`` grandchild escapes the
-group kill. ``isolation="namespaces"`` refuses to run without namespaces (status "error"),
-``isolation="rlimits"`` asks for the fallback.
+in every result's ``isolation`` field ("rlimits only (…why…); uid 65534") and with one
+``RuntimeWarning``: rlimits and a throwaway work dir on the host. The program never runs as
+root: a root caller's program runs as uid/gid 65534, exec'd through a descriptor of the Python
+installation opened before the drop (``PYTHONHOME=/proc/self/fd/N``), so that an interpreter
+under a private home still runs; where that is impossible the run is refused (status "error",
+with the reason). That is containment for buggy programs, not a security boundary: the program
+sees the host file system and network and may write world-writable places such as ``/tmp``.
+``isolation="namespaces"`` refuses to run without namespaces (status "error"),
+``isolation="rlimits"`` asks for the fallback, ``isolation="off"`` runs the program as the
+caller with rlimits only (``--sandbox off``). ASSAY_SANDBOX_NO_NAMESPACES=1 makes the helper
+behave as if ``unshare`` were refused (to test the fallback where namespaces exist).
+
+In every mode nothing outlives its sample, its timeout or assay: the helper is a child
+subreaper, so orphans (``setsid()`` daemons included) are reparented to it; at the end of a
+sample, on its own backstop alarm, and on SIGTERM (sent by the parent at a timeout, and its
+parent-death signal, so also when assay is killed by any signal) it SIGKILLs every descendant.
+Every process that changes its ids sets its parent-death signal again (the change clears it)
+and then checks that its parent is still there.
 
 Nothing here imports third-party packages.
 """

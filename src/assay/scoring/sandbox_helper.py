@@ -21,7 +21,8 @@ import time
 # It imports only what it needs (the standard library's smallest modules), since its
 # start-up time is paid for every program.
 #
-#   H  helper, host namespaces, leader of the run's process group; writes the id maps
+#   H  helper, host namespaces, leader of the run's process group, child subreaper; writes the
+#      id maps; on SIGTERM (also its parent-death signal) and at the end, kills every descendant
 #   └─ C  unshares user/mount/pid/net/ipc/uts namespaces, waits for init
 #      └─ I  pid 1 of the new pid namespace: builds the read-only root, reports the exit
 #         └─ P  drops to uid 1000 without capabilities, sets rlimits, execs the program
