@@ -25,6 +25,10 @@ def _split(values: list[str] | None) -> tuple[str, ...]:
     return tuple(out)
 
 
+_SANDBOX_HELP = ("how code answers are isolated: strict = kernel namespaces or refuse (for CI), auto = namespaces, else rlimits as an unprivileged user (default), "
+                 "off = unsandboxed, as yourself; recorded in results.json, the samples and the report")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="assay", description="Evaluate instruction-following language models.")
     p.add_argument("--version", action="version", version=f"assay {_version()}")
@@ -41,10 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--chat-format", metavar="NAME", help="override the chat-format policy for every task: none (plain text), model (its own template) or a named format (assay ls formats)")
     r.add_argument("--system-prompt", metavar="TEXT", help="system message for chat-formatted prompts")
     r.add_argument("--quiet", "-q", action="store_true", help="print only the leaderboard")
+    r.add_argument("--sandbox", choices=["strict", "auto", "off"], default="auto", help=_SANDBOX_HELP)
 
     s = sub.add_parser("score", help="recompute metrics of a run from its stored responses")
     s.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     s.add_argument("--output", "-o", type=Path, metavar="DIR", help="write results.json, samples/ and the report here instead of into RUN_DIR (e.g. for a read-only run folder)")
+    s.add_argument("--sandbox", choices=["strict", "auto", "off"], default="auto", help=_SANDBOX_HELP)
 
     rp = sub.add_parser("report", help="compare runs: one self-contained HTML report and its Markdown tables")
     rp.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="scored run folders; models with the same fingerprint are merged, only shared items are compared")
@@ -91,6 +97,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
         prompts=_split(a.prompt),
         chat_format=a.chat_format,
         system_prompt=a.system_prompt,
+        sandbox=a.sandbox,
     )
     if cfg.limit is not None and cfg.limit < 1:
         raise AssayError("--limit must be at least 1")
@@ -112,7 +119,7 @@ def _cmd_score(a: argparse.Namespace) -> int:
     if not (a.run_dir / STORE_NAME).is_file():
         raise AssayError(f"{a.run_dir}: not a run folder (no {STORE_NAME})")
     with run_lock(a.run_dir, exclusive=False, command="score"):
-        score_run(a.run_dir, UI(), out_dir=a.output)
+        score_run(a.run_dir, UI(), out_dir=a.output, sandbox=a.sandbox)
     return 0
 
 

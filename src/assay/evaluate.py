@@ -57,11 +57,12 @@ class RunConfig:
     prompts: tuple[str, ...] = ()
     chat_format: str | None = None
     system_prompt: str | None = None
+    sandbox: str = "auto"  # code tasks: strict (namespaces required), auto, off (unsandboxed)
 
     def identity(self) -> dict[str, Any]:
         """What decides the content of a run folder (the folder's name is derived from it)."""
         d = asdict(self)
-        for k in ("output", "data_dir", "batch_size"):
+        for k in ("output", "data_dir", "batch_size", "sandbox"):
             d.pop(k)
         return d
 
@@ -290,6 +291,8 @@ def run(cfg: RunConfig, ui: UI) -> Path:
     models = [parse_model(m) for m in cfg.models]
     labels = _labels(models)
     plans = plan_tasks(cfg)
+    if any(p.spec.extract.name == "code" for p in plans):
+        check_code_sandbox(cfg.sandbox)  # refuse before any model loads
     run_dir = Path(cfg.output) if cfg.output else default_run_dir(cfg, labels)
     created = not run_dir.exists()
     with run_lock(run_dir, exclusive=True, command="run"):
@@ -333,12 +336,24 @@ def run(cfg: RunConfig, ui: UI) -> Path:
                         ui.note(f"  computed {stats.computed} requests in {stats.seconds:.1f}s ({per_kind})")
                 finally:
                     backend.close()
-            score_run(run_dir, ui, store)
+            score_run(run_dir, ui, store, sandbox=cfg.sandbox)
         finally:
             store.close()
             if created and not committed:  # a run that failed before storing anything leaves no folder
                 shutil.rmtree(run_dir, ignore_errors=True)
     return run_dir
+
+
+def check_code_sandbox(mode: str) -> str:
+    """The isolation code tasks get under ``--sandbox mode``, or one line why it refuses."""
+    from assay.scoring.sandbox import SANDBOX_MODES, check_sandbox
+
+    if mode not in SANDBOX_MODES:
+        raise ConfigError(f"--sandbox {mode}: expected one of {', '.join(SANDBOX_MODES)}")
+    try:
+        return check_sandbox(mode)
+    except RuntimeError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _versions() -> dict[str, str]:
@@ -351,11 +366,11 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def score_run(run_dir: Path, ui: UI, store: RunStore | None = None, out_dir: Path | None = None) -> dict[str, Any]:
+def score_run(run_dir: Path, ui: UI, store: RunStore | None = None, out_dir: Path | None = None, sandbox: str = "auto") -> dict[str, Any]:
     """Score every (model, task) from the store; write results.json, samples/ and the report
     into ``out_dir`` (default: the run folder). Nothing is written unless every task scored,
     and a store with no responses for its models is refused, so a good results.json is never
-    replaced by an empty one."""
+    replaced by an empty one. ``sandbox``: the ``--sandbox`` mode code answers run under."""
     own = store is None
     store = store or RunStore(run_dir, readonly=True)
     out_dir = Path(out_dir) if out_dir is not None else Path(run_dir)
@@ -375,7 +390,9 @@ def score_run(run_dir: Path, ui: UI, store: RunStore | None = None, out_dir: Pat
         sample_files: list[tuple[Path, str]] = []
         for label, task, spec_json, info in registered:
             spec = TaskSpec.model_validate(spec_json)
-            res, samples = score_task(store, label, models[label][0], spec)
+            if spec.extract.name == "code":
+                check_code_sandbox(sandbox)
+            res, samples = score_task(store, label, models[label][0], spec, sandbox)
             results.setdefault(label, {})[task] = res
             tinfo = tasks.setdefault(task, {k: v for k, v in info.items() if k != "chat_format"} | {"chat_format": {}})
             tinfo["chat_format"][label] = info["chat_format"]
@@ -398,6 +415,9 @@ def score_run(run_dir: Path, ui: UI, store: RunStore | None = None, out_dir: Pat
             "groups": _group_scores(results, groups, tasks),
             "truncation": TRUNCATION,
         }
+        used = [r["sandbox"] for per_task in results.values() for r in per_task.values() if "sandbox" in r]
+        if used:  # code tasks: the --sandbox mode and the isolation their programs got
+            doc["sandbox"] = {"mode": sandbox, "isolation": sorted({i for u in used for i in u["isolation"]})}
         path = out_dir / RESULTS_NAME
         try:
             for sample_path, text in sample_files:

@@ -4,7 +4,7 @@
 dict (schema in ``docs``-style comments below, and in DESIGN.md "Reports"):
 
 - ``runs``, ``models``, ``tasks``: provenance (fingerprints, template hashes, chat formats,
-  package versions, dates);
+  package versions, dates, the code sandbox's mode and isolation);
 - ``scores``: task → model → primary metric (value, stderr, n, per-prompt values);
 - ``leaderboards``: overall and per task family, over the tasks every model ran;
 - ``languages``: model × language matrices of the multilingual datasets;
@@ -54,6 +54,14 @@ def _when(ts: Any) -> str:
         return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(float(ts)))
     except (TypeError, ValueError):
         return "?"
+
+
+def _sandbox(rec: Any) -> str:
+    """How a run's code answers were isolated: ``mode: isolation used`` ('' without code tasks)."""
+    if not isinstance(rec, dict):
+        return ""
+    used = "; ".join(str(i) for i in rec.get("isolation") or []) or "no program ran"
+    return f"{rec.get('mode', '?')}: {used}"
 
 
 def _text(x: Any) -> str:
@@ -205,6 +213,7 @@ def build(run_dirs: Sequence[Path], *, n_boot: int = N_BOOT) -> dict[str, Any]:
                 "dir": str(r.dir), "created": _when(r.doc.get("created")), "scored": _when(r.doc.get("scored")),
                 "tasks": list(r.doc["tasks"]), "models": list(dict.fromkeys(r.ids.values())),
                 "environment": dict(r.doc.get("environment") or {}), "config": dict(r.doc.get("config") or {}),
+                "sandbox": _sandbox(r.doc.get("sandbox")),
             }
             for r in runs
         ],

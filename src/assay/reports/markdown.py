@@ -77,7 +77,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
                     ", ".join(f"{m}: {n} items" for m, n in (t.get("truncated") or {}).items()) or "none"] for t in tasks.values()])
     for r in doc["runs"]:
         env = ", ".join(f"{k} {v}" for k, v in r["environment"].items())
-        out += [f"- `{r['dir']}`: created {r['created']}, scored {r['scored']}; {env}"]
+        sandbox = f"; code sandbox {r['sandbox']}" if r.get("sandbox") else ""
+        out += [f"- `{r['dir']}`: created {r['created']}, scored {r['scored']}; {env}{sandbox}"]
     return "\n".join(out).rstrip() + "\n"
 
 

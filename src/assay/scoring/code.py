@@ -333,6 +333,7 @@ class CodeVerdict:
     status: str  # ExecResult.status, or "no_code" when extraction found nothing
     reason: str
     code: str  # the program that was run ('' for "no_code")
+    isolation: str = ""  # ExecResult.isolation: how the program was sandboxed ('' if not run)
 
 
 _NO_CODE = "no code found in the answer"
@@ -380,7 +381,8 @@ def _function_program(answer: str, test: str, entry_point: str, prompt_prefix: s
 
 def _function_verdict(program: str, res: ExecResult) -> CodeVerdict:
     passed = res.status == "ok"
-    return CodeVerdict(passed, res.status, "passed" if passed else res.reason, program)
+    return CodeVerdict(passed, res.status, "passed" if passed else res.reason, program,
+                       res.isolation)
 
 
 def check_function(
@@ -414,13 +416,14 @@ def _short(s: str, n: int = 60) -> str:
 
 
 def _stdout_verdict(program: str, expected: str, res: ExecResult) -> CodeVerdict:
+    iso = res.isolation
     if res.status != "ok":
-        return CodeVerdict(False, res.status, res.reason, program)
+        return CodeVerdict(False, res.status, res.reason, program, iso)
     got, want = normalize_stdout(res.stdout), normalize_stdout(expected)
     if got == want:
-        return CodeVerdict(True, "ok", "passed", program)
+        return CodeVerdict(True, "ok", "passed", program, iso)
     if not got:
-        return CodeVerdict(False, "ok", "wrong output: no output", program)
+        return CodeVerdict(False, "ok", "wrong output: no output", program, iso)
     g, w = got.split("\n"), want.split("\n")
     for i, (a, b) in enumerate(zip(g, w), 1):
         if a != b:
@@ -428,7 +431,7 @@ def _stdout_verdict(program: str, expected: str, res: ExecResult) -> CodeVerdict
             break
     else:
         why = f"wrong output: expected {len(w)} lines, got {len(g)}"
-    return CodeVerdict(False, "ok", why, program)
+    return CodeVerdict(False, "ok", why, program, iso)
 
 
 def check_stdout(

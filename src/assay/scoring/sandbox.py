@@ -37,12 +37,24 @@ no cgroup is used. The tmpfs counts against host memory up to ``max_disk_mb``.
 
 Where namespaces cannot be created (``unshare`` refused, e.g. in a container without user
 namespaces), ``isolation="auto"`` (the default) falls back to the older containment and says so
-in every result's ``isolation`` field ("rlimits only (…why…)") and with one ``RuntimeWarning``:
-rlimits, a process group killed as a whole, a throwaway work dir on the host, and, when the
-caller is root, uid/gid 65534. That is containment for buggy programs, not a security boundary:
-the program sees the host file system and network and a ``setsid()`` grandchild escapes the
-group kill. ``isolation="namespaces"`` refuses to run without namespaces (status "error"),
-``isolation="rlimits"`` asks for the fallback.
+in every result's ``isolation`` field ("rlimits only (…why…); uid 65534") and with one
+``RuntimeWarning``: rlimits and a throwaway work dir on the host. The program never runs as
+root: a root caller's program runs as uid/gid 65534, exec'd through a descriptor of the Python
+installation opened before the drop (``PYTHONHOME=/proc/self/fd/N``), so that an interpreter
+under a private home still runs; where that is impossible the run is refused (status "error",
+with the reason). That is containment for buggy programs, not a security boundary: the program
+sees the host file system and network and may write world-writable places such as ``/tmp``.
+``isolation="namespaces"`` refuses to run without namespaces (status "error"),
+``isolation="rlimits"`` asks for the fallback, ``isolation="off"`` runs the program as the
+caller with rlimits only (``--sandbox off``). ASSAY_SANDBOX_NO_NAMESPACES=1 makes the helper
+behave as if ``unshare`` were refused (to test the fallback where namespaces exist).
+
+In every mode nothing outlives its sample, its timeout or assay: the helper is a child
+subreaper, so orphans (``setsid()`` daemons included) are reparented to it; at the end of a
+sample, on its own backstop alarm, and on SIGTERM (sent by the parent at a timeout, and its
+parent-death signal, so also when assay is killed by any signal) it SIGKILLs every descendant.
+Every process that changes its ids sets its parent-death signal again (the change clears it)
+and then checks that its parent is still there.
 
 Nothing here imports third-party packages.
 """
@@ -64,13 +76,16 @@ import threading
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from assay.scoring.sandbox_helper import _SYSTEM_DIRS
 
-__all__ = ["Limits", "ExecResult", "run_python", "run_many", "sandbox_features"]
+__all__ = ["Limits", "ExecResult", "run_python", "run_many", "sandbox_features",
+           "SANDBOX_MODES", "limits_for", "check_sandbox"]
 
-ISOLATION_MODES = ("auto", "namespaces", "rlimits")
+ISOLATION_MODES = ("auto", "namespaces", "rlimits", "off")
+# ``--sandbox``: what a user asks for -> Limits.isolation
+SANDBOX_MODES = {"strict": "namespaces", "auto": "auto", "off": "off"}
 
 
 @dataclass(frozen=True)
@@ -85,7 +100,8 @@ class Limits:
     max_open_files: int = 64  # RLIMIT_NOFILE
     max_output_bytes: int = 65536  # cap on captured stdout and on captured stderr, each
     max_disk_mb: int = 64  # size of the private /tmp (namespaces only)
-    isolation: str = "auto"  # "auto", "namespaces" (required) or "rlimits" (no namespaces)
+    # "auto", "namespaces" (required), "rlimits" (no namespaces) or "off" (unsandboxed)
+    isolation: str = "auto"
 
     def __post_init__(self) -> None:
         if self.isolation not in ISOLATION_MODES:
@@ -143,6 +159,24 @@ def _killpg(pgid: int, sig: int = signal.SIGKILL) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _stop_helper(proc: subprocess.Popen, pgid: int) -> None:
+    """End a sandbox: SIGTERM makes the helper kill every process below it (its subreaper
+    tree, escaped ``setsid()`` daemons included; with namespaces, the sandbox's init and so
+    the whole pid namespace) and exit; SIGKILL of its group is the backstop."""
+    if proc.returncode is not None:
+        return
+    if not _has_exited(proc.pid):
+        try:
+            os.kill(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        end = time.monotonic() + 5.0
+        while not _has_exited(proc.pid) and time.monotonic() < end:
+            time.sleep(0.002)
+    _killpg(pgid)  # before reaping the helper, so that its pgid cannot have been reused
+    proc.wait()
 
 
 def _has_exited(pid: int) -> bool:
@@ -254,12 +288,14 @@ def _failure_reason(returncode: int, stderr: str, limits: Limits) -> str:
     return _trim(base, 200 - len(hint)) + hint
 
 
-def run_python(source: str, *, stdin: str = "", limits: Limits = Limits()) -> ExecResult:
-    """Run ``source`` as a Python program under ``limits``; never raises for program errors."""
+def run_python(source: str, *, stdin: str = "", limits: Limits = Limits(),
+               stop: threading.Event | None = None) -> ExecResult:
+    """Run ``source`` as a Python program under ``limits``; never raises for program errors.
+    Setting ``stop`` ends the program at once (status "error", "stopped")."""
     workdir = tempfile.mkdtemp(prefix="assay-sbx-")
     start = time.monotonic()
     try:
-        return _run_in(workdir, source, stdin, limits)
+        return _run_in(workdir, source, stdin, limits, stop)
     except Exception as exc:  # noqa: BLE001 - the sandbox itself failed
         return ExecResult(
             "error", None, "", "", time.monotonic() - start,
@@ -280,13 +316,19 @@ def _config(workdir: str, source: str, limits: Limits) -> dict:
         "interpreter": interpreter,
         "ro_paths": _ro_paths(interpreter),
         "env": _PROGRAM_ENV,
+        "prefix": os.path.realpath(sys.base_prefix),
+        "exec_prefix": os.path.realpath(sys.base_exec_prefix),
         "isolation": limits.isolation,
+        # for tests and for checking the fallback: behave as if unshare() were refused
+        "no_namespaces": ("ASSAY_SANDBOX_NO_NAMESPACES is set"
+                          if os.environ.get("ASSAY_SANDBOX_NO_NAMESPACES") else ""),
         "limits": asdict(limits),
         "parent_pid": os.getpid(),
     }
 
 
-def _run_in(workdir: str, source: str, stdin: str, limits: Limits) -> ExecResult:
+def _run_in(workdir: str, source: str, stdin: str, limits: Limits,
+            stop: threading.Event | None = None) -> ExecResult:
     if not sys.executable:
         raise RuntimeError("no Python interpreter (sys.executable is empty)")
     cfg = _config(workdir, source, limits)
@@ -314,12 +356,10 @@ def _run_in(workdir: str, source: str, stdin: str, limits: Limits) -> ExecResult
     start = time.monotonic()
     pgid = proc.pid  # start_new_session: the helper leads its own session and group
     try:
-        bufs, truncated, timed_out = _supervise(proc, pgid, status_r, limits)
+        bufs, truncated, timed_out = _supervise(proc, pgid, status_r, limits, stop)
     finally:
-        # Whatever happened: no member of the group survives, the helper is reaped. Killing
-        # the helper's group kills the sandbox's init, and with it the whole pid namespace.
-        _killpg(pgid)
-        proc.wait()
+        # Whatever happened: nothing the program started survives, the helper is reaped.
+        _stop_helper(proc, pgid)
         for pipe in (proc.stdout, proc.stderr):
             try:
                 pipe.close()
@@ -333,12 +373,15 @@ def _run_in(workdir: str, source: str, stdin: str, limits: Limits) -> ExecResult
     info = _parse_status(status)
     isolation = info.get("isolation", "")
     cpu = info.get("cpu")
-    _warn_fallback(isolation)
+    if "error" not in info:
+        _warn_fallback(isolation)
 
     def result(status: str, rc: int | None, reason: str) -> ExecResult:
         return ExecResult(status, rc, stdout, stderr, duration, reason, isolation, cpu,
                           truncated)
 
+    if stop is not None and stop.is_set():
+        return result("error", None, "stopped: the evaluation was interrupted")
     if timed_out:
         return result("timeout", None, f"timeout after {limits.timeout_s}s")
     if "error" in info:
@@ -378,7 +421,8 @@ def _warn_fallback(isolation: str) -> None:
 
 
 def _supervise(
-    proc: subprocess.Popen, pgid: int, status_fd: int, limits: Limits
+    proc: subprocess.Popen, pgid: int, status_fd: int, limits: Limits,
+    stop: threading.Event | None = None,
 ) -> tuple[tuple[bytes, bytes, bytes], bool, bool]:
     """Stream the pipes (storing at most the cap) until the program is done or time is up.
 
@@ -431,7 +475,7 @@ def _supervise(
                     break
                 wait = grace_end - now
             else:
-                if now >= deadline:
+                if now >= deadline or (stop is not None and stop.is_set()):
                     timed_out = True
                     break
                 wait = deadline - now
@@ -446,7 +490,7 @@ def _supervise(
                     break
                 time.sleep(0.01)
         if timed_out:
-            _killpg(pgid)
+            _stop_helper(proc, pgid)
             # Pick up what was written just before the kill.
             end = time.monotonic() + 0.5
             while sel.get_map() and time.monotonic() < end:
@@ -482,8 +526,18 @@ def _run_jobs(
         return [run_python(src, stdin=sin, limits=lim) for src, sin, lim in jobs]
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="assay-sbx") as pool:
-        return list(pool.map(lambda j: run_python(j[0], stdin=j[1], limits=j[2]), jobs))
+    # On Ctrl-C (or SIGTERM raised as an exception) in the calling thread, the running
+    # sandboxes are ended at once rather than at their timeout, and no new one starts.
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="assay-sbx")
+    try:
+        return list(pool.map(lambda j: run_python(j[0], stdin=j[1], limits=j[2], stop=stop),
+                             jobs))
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_many(
@@ -502,6 +556,38 @@ def run_many(
         raise ValueError(f"{len(stdins)} stdins for {len(sources)} sources")
     ins = stdins if stdins is not None else [""] * len(sources)
     return _run_jobs([(s, i, limits) for s, i in zip(sources, ins)], workers)
+
+
+# --------------------------------------------------------------------------------------------
+# --sandbox strict|auto|off
+
+
+def limits_for(mode: str, limits: Limits = Limits()) -> Limits:
+    """``limits`` with the isolation that ``--sandbox mode`` asks for."""
+    if mode not in SANDBOX_MODES:
+        raise ValueError(f"sandbox mode: expected one of {', '.join(SANDBOX_MODES)}, got {mode!r}")
+    return replace(limits, isolation=SANDBOX_MODES[mode])
+
+
+_CHECKED: dict[str, str] = {}
+
+
+def check_sandbox(mode: str) -> str:
+    """Run one trivial program as ``--sandbox mode`` would; the isolation it got, or
+    ``RuntimeError`` with a one-line reason where that mode refuses to run programs here."""
+    if mode not in _CHECKED:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            r = run_python("print('ok')", limits=limits_for(mode, Limits(timeout_s=30.0)))
+        if (r.status, r.stdout) != ("ok", "ok\n"):
+            why = r.reason.removeprefix("sandbox could not start the program: ")
+            if mode == "strict" and "namespaces unavailable: " in why:
+                why = ("kernel namespaces are unavailable here ("
+                       + why.split("namespaces unavailable: ", 1)[1]
+                       + "); use --sandbox auto for the rlimits fallback")
+            raise RuntimeError(f"--sandbox {mode}: {why}")
+        _CHECKED[mode] = r.isolation
+    return _CHECKED[mode]
 
 
 # --------------------------------------------------------------------------------------------

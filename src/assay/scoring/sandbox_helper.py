@@ -13,6 +13,7 @@ import resource
 import signal
 import stat
 import sys
+import time
 
 # --------------------------------------------------------------------------------------------
 # Run as ``python -I -S -B sandbox_helper.py CONFIG_FD STATUS_FD``.
@@ -20,7 +21,8 @@ import sys
 # It imports only what it needs (the standard library's smallest modules), since its
 # start-up time is paid for every program.
 #
-#   H  helper, host namespaces, leader of the run's process group; writes the id maps
+#   H  helper, host namespaces, leader of the run's process group, child subreaper; writes the
+#      id maps; on SIGTERM (also its parent-death signal) and at the end, kills every descendant
 #   └─ C  unshares user/mount/pid/net/ipc/uts namespaces, waits for init
 #      └─ I  pid 1 of the new pid namespace: builds the read-only root, reports the exit
 #         └─ P  drops to uid 1000 without capabilities, sets rlimits, execs the program
@@ -48,6 +50,7 @@ _MS_RELATIME, _MS_STRICTATIME = 1 << 21, 1 << 24
 _MNT_DETACH = 2
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
 _PR_CAPBSET_DROP = 24
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
@@ -111,20 +114,33 @@ def _report(fd: int, **kv) -> None:
 
 def _helper_main(argv: list[str]) -> int:
     cfg_fd, status_fd = int(argv[0]), int(argv[1])
+    # First of all: whatever ends this helper early (the evaluating process dying, its
+    # SIGTERM at a timeout, our own alarm) kills every process it started, escaped ones too.
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
+        signal.signal(sig, _die)
     with os.fdopen(cfg_fd, "rb") as f:
         cfg = marshal.loads(f.read())
     os.set_inheritable(status_fd, False)
     libc = _libc()
-    # Die with the evaluating process (pid 1 of the sandbox does likewise with its parent).
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    # Orphans of the program (setsid() daemons included) are reparented to this helper, so
+    # that _kill_descendants finds them; they cannot leave its tree.
+    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    # Die with the evaluating process: a catchable signal, so that the tree dies too.
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if os.getppid() != cfg["parent_pid"]:
         return 1
+    # A backstop for the parent's own timeout (a stopped or wedged parent).
+    signal.setitimer(signal.ITIMER_REAL, float(cfg["limits"]["timeout_s"]) + 2.0)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     mode = cfg["isolation"]
-    if mode == "rlimits":
+    if mode == "off":
+        note = f"off (unsandboxed, as requested; uid {os.geteuid()}, rlimits and timeout only)"
+    elif mode == "rlimits":
         note = "rlimits only (isolation='rlimits' requested)"
     else:
         try:
+            if cfg.get("no_namespaces"):
+                raise _NoNamespaces(cfg["no_namespaces"])
             _run_namespaced(cfg, status_fd, libc)
             return 0
         except _NoNamespaces as exc:
@@ -132,14 +148,90 @@ def _helper_main(argv: list[str]) -> int:
                 _report(status_fd, error=f"namespaces unavailable: {exc}")
                 return 0
             note = f"rlimits only (namespaces unavailable: {exc})"
-    if os.geteuid() == 0:
-        cfg["drop_root"] = _id_mapped(_HOST_ID_AS_ROOT) and _others_can_run(cfg["interpreter"])
-        if not cfg["drop_root"]:
-            note += (f"; the program runs as root (uid {_HOST_ID_AS_ROOT} cannot execute "
-                     f"{cfg['interpreter']})")
+    cfg["drop_to"] = None
+    if os.geteuid() == 0 and mode != "off":
+        # Never run generated code as root: drop to an unprivileged id, or refuse.
+        why = _cannot_drop_root(cfg)
+        if why:
+            _report(status_fd, isolation=note,
+                    error=f"refused to run the program as root without namespaces: {why}")
+            return 0
+        cfg["drop_to"] = _HOST_ID_AS_ROOT
+        note += f"; uid {_HOST_ID_AS_ROOT}"
     _report(status_fd, isolation=note)
     _run_plain(cfg, status_fd, libc)
     return 0
+
+
+def _die(signum, _frame) -> None:
+    _kill_descendants()
+    os._exit(128 + signum)
+
+
+def _children_map() -> dict[int, list[int]]:
+    """Parent pid -> live (not zombie) child pids, from /proc."""
+    kids: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] not in (b"Z", b"X"):
+            kids.setdefault(int(fields[1]), []).append(int(name))
+    return kids
+
+
+def _kill_descendants() -> None:
+    """SIGKILL every process below this one until none is left (this helper is a subreaper,
+    so the orphans of killed processes come back to it and are found by the next round)."""
+    me = os.getpid()
+    for _ in range(200):
+        kids = _children_map()
+        todo, found = [me], []
+        while todo:
+            for pid in kids.get(todo.pop(), ()):
+                found.append(pid)
+                todo.append(pid)
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        while True:  # reap what died (our children, and orphans reparented to us)
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except (ChildProcessError, InterruptedError):
+                break
+        if not found:
+            return
+        time.sleep(0.002)
+
+
+def _cannot_drop_root(cfg: dict) -> str:
+    """Why the fallback cannot run the program as uid 65534 ('' when it can)."""
+    if not _id_mapped(_HOST_ID_AS_ROOT):
+        return f"uid {_HOST_ID_AS_ROOT} does not exist in this user namespace"
+    interp, prefix = cfg["interpreter"], cfg["prefix"]
+    if _others_can_run(interp):
+        return ""
+    rel = os.path.relpath(interp, prefix)
+    if rel.startswith("..") or cfg["exec_prefix"] != prefix:
+        return f"uid {_HOST_ID_AS_ROOT} cannot execute {interp}"
+    # Reached through a descriptor opened as root, the interpreter needs only its own
+    # installation to be readable by others (not the folders above it, e.g. /root).
+    path = prefix
+    for part in [""] + rel.split("/")[:-1]:
+        path = os.path.join(path, part) if part else path
+        if not os.stat(path).st_mode & stat.S_IXOTH:
+            return f"uid {_HOST_ID_AS_ROOT} cannot search {path}"
+    mode = os.stat(interp).st_mode
+    if not (mode & stat.S_IXOTH and mode & stat.S_IROTH):
+        return f"uid {_HOST_ID_AS_ROOT} cannot execute {interp}"
+    return ""
 
 
 def _read_line(fd: int) -> bytes:
@@ -212,6 +304,8 @@ def _write_id_maps(pid: int) -> None:
 
 def _stage_unshare(cfg: dict, status_fd: int, libc, sync_w: int, go_r: int) -> None:
     """C: create the namespaces, wait for the id maps, start init."""
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):  # the helper's, not ours
+        signal.signal(sig, signal.SIG_DFL)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     flags = (_CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWNET | _CLONE_NEWIPC
              | _CLONE_NEWUTS)
@@ -229,8 +323,14 @@ def _stage_unshare(cfg: dict, status_fd: int, libc, sync_w: int, go_r: int) -> N
     except OSError as exc:
         os.write(sync_w, f"Nfile system setup failed: {_why(exc)}\n".encode())
         return
+    helper = os.getppid()
     os.setresgid(0, 0, 0)  # the namespace's root: files it creates need a mapped owner
     os.setresuid(0, 0, 0)
+    # A change of ids clears the parent-death signal: set it again, then make sure the
+    # helper did not die in between.
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != helper:
+        return
     cfg["sources"] = sources
     pid = os.fork()
     if pid == 0:
@@ -396,6 +496,10 @@ def _start_program(cfg: dict, status_fd: int, libc, keep_fd: int, *, namespaced:
     """P: drop privileges, write main.py, set the limits, exec. Reports failures itself."""
     try:
         workdir = cfg["sandbox_workdir"] if namespaced else cfg["root"]
+        interp = cfg["interpreter"]
+        flags = ["-I", "-S", "-B"]
+        env = dict(cfg["env"], HOME=workdir, TMPDIR=workdir)
+        keep = {0, 1, 2, status_fd, keep_fd}
         if namespaced:
             os.setsid()  # kill(0, ...) reaches only the program's own group
             for cap in range(64):  # empty the bounding set (stops at the first unknown cap)
@@ -408,11 +512,31 @@ def _start_program(cfg: dict, status_fd: int, libc, keep_fd: int, *, namespaced:
                 os.setresgid(uid, uid, uid)
                 os.setresuid(uid, uid, uid)
             os.mkdir(workdir, 0o700)
-        elif os.geteuid() == 0 and cfg["drop_root"]:
-            os.chown(workdir, _HOST_ID_AS_ROOT, _HOST_ID_AS_ROOT)
+        elif cfg["drop_to"] is not None:
+            uid = cfg["drop_to"]
+            os.chown(workdir, uid, uid)
+            if not _others_can_run(interp):
+                # Open the installation while still root and exec through the descriptor:
+                # the folders above it (say /root/.pyenv) need not be searchable by uid.
+                prefix_fd = os.open(cfg["prefix"], os.O_PATH | os.O_DIRECTORY)
+                os.set_inheritable(prefix_fd, True)
+                keep.add(prefix_fd)
+                home = f"/proc/self/fd/{prefix_fd}"
+                interp = f"{home}/{os.path.relpath(interp, cfg['prefix'])}"
+                flags = ["-s", "-P", "-S", "-B"] if sys.version_info >= (3, 11) else \
+                    ["-s", "-S", "-B"]  # -I would ignore PYTHONHOME; the env is ours anyway
+                env["PYTHONHOME"] = home
+            parent = os.getppid()
             os.setgroups([])
-            os.setresgid(_HOST_ID_AS_ROOT, _HOST_ID_AS_ROOT, _HOST_ID_AS_ROOT)
-            os.setresuid(_HOST_ID_AS_ROOT, _HOST_ID_AS_ROOT, _HOST_ID_AS_ROOT)
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            if os.geteuid() == 0 or os.getuid() == 0:
+                raise OSError("still root after setresuid")
+            # The id change cleared the parent-death signal: set it again, then check that
+            # the helper is still there.
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != parent:
+                os._exit(70)
         _ok(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
         with open(os.path.join(workdir, "main.py"), "w", encoding="utf-8") as f:
             f.write(cfg["source"])
@@ -421,10 +545,8 @@ def _start_program(cfg: dict, status_fd: int, libc, keep_fd: int, *, namespaced:
             signal.signal(sig, signal.SIG_DFL)
         for name, value in _rlimits(cfg["limits"]):
             _set_rlimit(name, value)
-        _close_fds_except({0, 1, 2, status_fd, keep_fd})  # those two close on exec
-        interp = cfg["interpreter"]
-        env = dict(cfg["env"], HOME=workdir, TMPDIR=workdir)
-        os.execve(interp, [interp, "-I", "-S", "-B", "main.py"], env)
+        _close_fds_except(keep)  # status_fd and keep_fd close on exec
+        os.execve(interp, [interp, *flags, "main.py"], env)
     except BaseException as exc:  # noqa: BLE001 - reported, never raised past the fork
         _report(status_fd, error=f"{type(exc).__name__}: {exc}")
         os._exit(70)
@@ -484,7 +606,8 @@ def _others_can_run(path: str) -> bool:
 
 
 def _run_plain(cfg: dict, status_fd: int, libc) -> None:
-    """The fallback: rlimits, the process group, uid 65534 when root; no namespaces."""
+    """The fallback: rlimits, uid 65534 when root, and at the end every descendant of this
+    helper killed (a subreaper: setsid() daemons included); no namespaces."""
     pid = os.fork()
     if pid == 0:
         try:
@@ -492,6 +615,7 @@ def _run_plain(cfg: dict, status_fd: int, libc) -> None:
         finally:
             os._exit(70)
     _wait_and_report(pid, status_fd)
+    _kill_descendants()
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from assay.scoring import metrics as M
 from assay.scoring import text
 from assay.scoring.entities import entity_counts, prf
 from assay.scoring.code import check_many, code_job
+from assay.scoring.sandbox import limits_for
 from assay.scoring.extract import extract, label_map, vote
 from assay.store.runs import RunStore
 from assay.tasks.spec import TaskSpec
@@ -67,7 +68,7 @@ def _verdict(score: float) -> str:
     return "correct" if score >= 1.0 else "wrong" if score <= 0.0 else "partial"
 
 
-def _build_items(spec: TaskSpec, rows: list, results: dict) -> tuple[list[Scored], int]:
+def _build_items(spec: TaskSpec, rows: list, results: dict, sandbox: str = "auto") -> tuple[list[Scored], int]:
     labels: tuple[str, ...] = ()
     if spec.extract.name == "label":
         labels = tuple(label_map(spec.extract, spec.vars, spec.task))
@@ -123,16 +124,22 @@ def _build_items(spec: TaskSpec, rows: list, results: dict) -> tuple[list[Scored
                 code_jobs.extend((len(out), code_job(t, target)) for t in texts)
         out.append(Scored(prompt_id, doc_id, item, sample))
     if code_jobs:
-        verdicts = check_many([job for _, job in code_jobs])
+        verdicts = check_many([job for _, job in code_jobs], limits=limits_for(sandbox))
         passed: dict[int, list[bool]] = {}
         reasons: dict[int, list[str]] = {}
+        isolation: dict[int, list[str]] = {}
         for (i, _), v in zip(code_jobs, verdicts):
             passed.setdefault(i, []).append(v.passed)
             reasons.setdefault(i, []).append(v.reason)
+            if v.isolation and v.isolation not in isolation.setdefault(i, []):
+                isolation[i].append(v.isolation)
         for i, s in enumerate(out):
             if i in passed:
                 s.item = M.Item("generate", s.item.target, extracted=s.item.extracted, passed=tuple(passed[i]))
                 s.sample["exec"] = reasons[i][0] if len(reasons[i]) == 1 else reasons[i]
+                # how its programs were sandboxed (None: none ran, e.g. no code found)
+                used = isolation.get(i) or [None]
+                s.sample["sandbox"] = used[0] if len(used) == 1 else used
     primary = spec.metrics[0].name
     for s in out:
         sc = _item_score(s.item, primary)
@@ -160,10 +167,11 @@ def _summary(per_prompt: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def score_task(store: RunStore, model_label: str, model_fp: str, spec: TaskSpec) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def score_task(store: RunStore, model_label: str, model_fp: str, spec: TaskSpec, sandbox: str = "auto") -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A task's result and samples; ``sandbox`` is the ``--sandbox`` mode of code tasks."""
     rows = store.instances(model_label, spec.task)
     results = store.results(model_fp, [k for r in rows for k in r[3]])
-    scored, missing = _build_items(spec, rows, results)
+    scored, missing = _build_items(spec, rows, results, sandbox)
     metrics_out: dict[str, Any] = {}
     prompts = [p.id for p in spec.prompts if any(s.prompt_id == p.id for s in scored)]
     for m in spec.metrics:
@@ -178,7 +186,14 @@ def score_task(store: RunStore, model_label: str, model_fp: str, spec: TaskSpec)
     primary = M.display_name(spec.metrics[0].name, spec.metrics[0].args)
     n_cut = sum(1 for s in scored if s.sample.get("truncated_tokens"))
     result = {"primary": primary, "metrics": metrics_out, "n_items": len(scored), "n_incomplete": missing, "n_truncated": n_cut}
+    if spec.extract.name == "code":  # the mode asked for and the isolation its programs got
+        used = {u for s in scored for u in _as_list(s.sample.get("sandbox")) if u}
+        result["sandbox"] = {"mode": sandbox, "isolation": sorted(used)}
     return result, [s.sample for s in scored]
+
+
+def _as_list(x: Any) -> list[Any]:
+    return x if isinstance(x, list) else [x]
 
 
 def _clean(x: float) -> float | None:
