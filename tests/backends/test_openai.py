@@ -32,8 +32,10 @@ def _lp(tok: str) -> float:
     return -0.25 * len(tok.strip())
 
 
-def _echo_answer(prompt: str, with_logprobs: bool = True) -> dict:
-    """Tokens are words with their leading spaces; a word containing 'x' is not the argmax."""
+def _echo_answer(prompt: str, with_logprobs: bool = True, late: bool = False) -> dict:
+    """Tokens are words with their leading spaces; a word containing 'x' is not the argmax. A
+    ``late`` server reports at each token the distribution of the next position, whose top-1 is
+    the next token (as llama-cpp-python's server does for a GGUF without BOS)."""
     toks = re.findall(r"\s*\S+|\s+$", prompt) + ["!"]
     offsets, pos = [], 0
     for t in toks:
@@ -41,14 +43,16 @@ def _echo_answer(prompt: str, with_logprobs: bool = True) -> dict:
         pos += len(t)
     values = [None] + [_lp(t) for t in toks[1:]]
     tops = [None] + [({"other": 0.0, t: _lp(t)} if "x" in t else {t: _lp(t)}) for t in toks[1:]]
+    if late:
+        tops = [None] + [{nxt: 0.0, t: _lp(t) - 1.0} for t, nxt in zip(toks[1:], toks[2:] + ["?"])]
     choice: dict = {"text": prompt + "!", "index": 0, "finish_reason": "length"}
     choice["logprobs"] = {"tokens": toks, "text_offset": offsets, "token_logprobs": values, "top_logprobs": tops} if with_logprobs else None
     return {"choices": [choice], "usage": {"prompt_tokens": len(toks) - 1, "completion_tokens": 1}}
 
 
 class Fake:
-    def __init__(self, logprobs: bool = True, failures: list[httpx.Response | Exception] | None = None, delay: float = 0.0):
-        self.logprobs, self.failures, self.delay = logprobs, list(failures or []), delay
+    def __init__(self, logprobs: bool = True, failures: list[httpx.Response | Exception] | None = None, delay: float = 0.0, late: bool = False):
+        self.logprobs, self.failures, self.delay, self.late = logprobs, list(failures or []), delay, late
         self.seen: list[httpx.Request] = []
         self.in_flight = self.max_in_flight = 0
 
@@ -68,7 +72,7 @@ class Fake:
                     raise f
                 return f
             if request.url.path.endswith("/completions") and body.get("echo"):
-                return httpx.Response(200, json=_echo_answer(body["prompt"], self.logprobs))
+                return httpx.Response(200, json=_echo_answer(body["prompt"], self.logprobs, self.late))
             if request.url.path.endswith("/chat/completions"):
                 text = "chat:" + body["messages"][0]["content"]
                 return httpx.Response(200, json={"choices": [{"message": {"content": text}, "finish_reason": "stop"}], "usage": {"completion_tokens": 2}})
@@ -101,6 +105,18 @@ def test_server_without_prompt_logprobs_is_detected_before_any_work():
     assert not b.capabilities.loglikelihood and not b.capabilities.rolling and b.capabilities.generate
     with pytest.raises(BackendError, match=r"does not return prompt log-probabilities \(echo\+logprobs\); log-likelihood tasks need them"):
         b.loglikelihood([LoglikelihoodRequest("a", " b")])
+
+
+def test_echo_logprobs_one_position_late_are_detected_and_refused_in_one_line():
+    ok = _backend(Fake())
+    assert ok.capabilities.loglikelihood and ok.info.args["echo_logprobs"] == "aligned"
+    b = _backend(Fake(late=True))
+    assert b.info.args["echo_logprobs"] == "late" and b.info.fingerprint != ok.info.fingerprint
+    assert not b.capabilities.loglikelihood and not b.capabilities.rolling and b.capabilities.generate
+    with pytest.raises(BackendError, match=r"one position late .* score_prefix=") as err:
+        b.loglikelihood([LoglikelihoodRequest("a", " b")])
+    assert "\n" not in str(err.value)
+    assert b.generate([GenerateRequest("hi", max_tokens=5)])[0].text.startswith("HI")
 
 
 def test_retries_429_and_503_honouring_retry_after():
@@ -349,9 +365,10 @@ def test_server_as_users_call_it_never_scores_misaligned_echo(server, data_dir, 
     assert local.returncode == 0, local.stderr[-2000:]
     remote = _cli("run", "-m", f"openai:smollm2-135m-instruct,base_url={server.url}", *common, "-o", str(tmp_path / "remote"))
     if remote.returncode != 0:
-        lines = remote.stderr.strip().splitlines()
-        assert len(lines) == 1 and "Traceback" not in remote.stderr, remote.stderr[-2000:]
-        assert "one position late" in lines[0] and "score_prefix=" in lines[0], lines[0]
+        errors = [line for line in remote.stderr.splitlines() if "error" in line.lower()]
+        assert len(errors) == 1 and "Traceback" not in remote.stderr, remote.stderr[-2000:]
+        assert "one position late" in errors[0] and "score_prefix=" in errors[0], errors[0]
+        assert not (tmp_path / "remote" / "results.json").exists()
         return
     ref, got = _samples(tmp_path / "local"), _samples(tmp_path / "remote")
     assert got.keys() == ref.keys()
