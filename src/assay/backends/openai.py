@@ -19,7 +19,7 @@ extra_params=true]``
   for the first prompt token, so a rolling score leaves out the text's first token unless a
   ``score_prefix`` (e.g. the model's BOS text) precedes it.
 * The probe also checks where the server puts each echoed log-probability: it echoes a
-  sentence three times, where a model's top-1 guess at a repeated token is that token. A server
+  sentence twice, where a model's top-1 guess at a repeated token is that token. A server
   whose top-1 at token i is token i+1 reports each value one position late, and the value it
   gives is that of token i under the distribution for position i+1: no shift on the client
   recovers the right one. llama-cpp-python's server (0.3.x) does this for a GGUF that adds no
@@ -73,9 +73,9 @@ _ARGS = {
     "max_backoff", "chat", "score_prefix", "tokenizer", "max_length", "probe", "extra_params",
 }
 _NUMERIC_ARGS = {"chat", "score_prefix", "tokenizer", "extra_params"}  # settings that can change the numbers
-# a sentence three times: a model's top-1 guess at a repeated token is that token, which shows
+# a sentence twice: a model's top-1 guess at a repeated token is that token, which shows
 # whether the server reports each echoed log-probability at its own token or one position late
-_PROBE = " ".join(["The capital of France is Paris."] * 3)
+_PROBE = " ".join(["The capital of France is Paris."] * 2)
 
 
 def _short(text: str, n: int = 200) -> str:
@@ -147,7 +147,10 @@ class OpenAIBackend:
 
         models = self._run([self._call("GET", "/models", None)])[0]
         ids = sorted(str(m.get("id")) for m in (models.get("data") or []) if isinstance(m, dict))
-        self.echo_logprobs, why_not = self._probe_logprobs() if spec.args.get("probe", True) else ("unchecked", "")
+        self.echo_logprobs, why_not = (
+            self._probe_logprobs() if spec.args.get("probe", True)
+            else ("unchecked", f"{self.base_url}: probe=false, so prompt log-probabilities were not checked")
+        )
         can_score = not why_not
         self.capabilities = Capabilities(
             loglikelihood=can_score, rolling=can_score, generate=True,
