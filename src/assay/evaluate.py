@@ -273,7 +273,8 @@ def _check_capabilities(label: str, backend: Any, plans: list[TaskPlan]) -> None
     for plan in plans:
         kind = REQUEST_KIND[plan.spec.output_type]
         if not backend.capabilities.supports(kind):
-            raise BackendError(f"model {label} ({backend.info.backend}) cannot serve {kind} requests needed by task {plan.spec.task}")
+            why = f": {backend.capabilities.why_not}" if backend.capabilities.why_not else ""
+            raise BackendError(f"model {label} ({backend.info.backend}) cannot serve {kind} requests needed by task {plan.spec.task}{why}")
         if plan.spec.images is not None and not backend.capabilities.images:
             raise BackendError(
                 f"model {label} ({backend.info.backend}) reads no images, and task {plan.spec.task} shows images: use a vision-language model (e.g. hf:HuggingFaceM4/idefics-9b-instruct)"

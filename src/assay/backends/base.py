@@ -28,6 +28,7 @@ class Capabilities:
     generate: bool = True
     images: bool = False
     max_length: int = 2048  # context window in tokens
+    why_not: str = ""  # why a kind is not served, for the error that names it (one line)
 
     def supports(self, kind: str) -> bool:
         return {"loglikelihood": self.loglikelihood, "rolling": self.rolling, "generate": self.generate}[kind]

@@ -18,10 +18,17 @@ extra_params=true]``
   run that needs them fails before any work. OpenAI's echo format gives no log-probability
   for the first prompt token, so a rolling score leaves out the text's first token unless a
   ``score_prefix`` (e.g. the model's BOS text) precedes it.
-* llama-cpp-python's server (0.3.x) reports echo log-probabilities one position late for
-  models whose GGUF adds no BOS token (SmolLM2): pass ``score_prefix=<BOS text>`` (for SmolLM2
-  ``<|im_start|>``), which the server turns into the BOS token and strips, which realigns them.
-  The scored text then starts after BOS, where the in-process backend starts it without one.
+* The probe also checks where the server puts each echoed log-probability: it echoes a
+  sentence twice, where a model's top-1 guess at a repeated token is that token. A server
+  whose top-1 at token i is token i+1 reports each value one position late, and the value it
+  gives is that of token i under the distribution for position i+1: no shift on the client
+  recovers the right one. llama-cpp-python's server (0.3.x) does this for a GGUF that adds no
+  BOS token (SmolLM2). Such a server gets no scoring capability, and a run that needs it stops
+  in one line naming the ways out: the in-process backend, or ``score_prefix=<BOS text>`` (for
+  SmolLM2 ``<|im_start|>``), which the server turns into the BOS token and strips, so values
+  are aligned but condition on a BOS the in-process backend does not add for this model.
+  ``info.args["echo_logprobs"]`` records what the probe found (``aligned``, ``late``,
+  ``unchecked`` where the server gives no top log-probabilities).
 * ``tokenizer=`` names a GGUF (or an embedded-model alias) whose chat template assay applies
   itself, as the in-process backend would; without it the backend offers no chat template.
 * Every batch runs concurrently (``asyncio`` + ``httpx.AsyncClient``, at most ``concurrency``
@@ -66,7 +73,9 @@ _ARGS = {
     "max_backoff", "chat", "score_prefix", "tokenizer", "max_length", "probe", "extra_params",
 }
 _NUMERIC_ARGS = {"chat", "score_prefix", "tokenizer", "extra_params"}  # settings that can change the numbers
-_PROBE = "The capital of France is Paris."
+# a sentence twice: a model's top-1 guess at a repeated token is that token, which shows
+# whether the server reports each echoed log-probability at its own token or one position late
+_PROBE = " ".join(["The capital of France is Paris."] * 2)
 
 
 def _short(text: str, n: int = 200) -> str:
@@ -138,17 +147,22 @@ class OpenAIBackend:
 
         models = self._run([self._call("GET", "/models", None)])[0]
         ids = sorted(str(m.get("id")) for m in (models.get("data") or []) if isinstance(m, dict))
-        can_score = bool(spec.args.get("probe", True)) and self._probe_logprobs()
+        self.echo_logprobs, why_not = (
+            self._probe_logprobs() if spec.args.get("probe", True)
+            else ("unchecked", f"{self.base_url}: probe=false, so prompt log-probabilities were not checked")
+        )
+        can_score = not why_not
         self.capabilities = Capabilities(
             loglikelihood=can_score, rolling=can_score, generate=True,
-            max_length=int(spec.args.get("max_length", 2048)),
+            max_length=int(spec.args.get("max_length", 2048)), why_not=why_not,
         )
         numeric = {k: v for k, v in sorted(spec.args.items()) if k in _NUMERIC_ARGS}
+        numeric["echo_logprobs"] = self.echo_logprobs
         self.info = ModelInfo(
             name=spec.target,
             backend="openai",
             fingerprint=fingerprint("openai", spec.target, ids, numeric),
-            args={**{k: v for k, v in spec.args.items()}, "server_models": ids},
+            args={**{k: v for k, v in spec.args.items()}, "server_models": ids, "echo_logprobs": self.echo_logprobs},
         )
 
     # -- HTTP ---------------------------------------------------------------------------------
@@ -207,12 +221,25 @@ class OpenAIBackend:
     def _echo_payload(self, prompt: str) -> dict:
         return {"model": self.model, "prompt": prompt, "echo": True, "logprobs": 1, "max_tokens": 1, "temperature": 0.0}
 
-    def _probe_logprobs(self) -> bool:
+    def _probe_logprobs(self) -> tuple[str, str]:
+        """(where echoed log-probabilities sit: aligned, late or unchecked; why the server cannot
+        score, empty when it can), from one echo request."""
+        no_logprobs = f"{self.base_url}: this server does not return prompt log-probabilities (echo+logprobs)"
         try:
             data = self._post_all("/completions", [self._echo_payload(self.score_prefix + _PROBE)])[0]
-            return len(self._prompt_tokens(data, self.score_prefix + _PROBE)) > 1
         except BackendError:
-            return False
+            return "unchecked", no_logprobs
+        if len(self._prompt_tokens(data, self.score_prefix + _PROBE)) <= 1:
+            return "unchecked", no_logprobs
+        where = _alignment(data)
+        if where == "late":
+            return where, (
+                f"{self.base_url}: this server reports echoed prompt log-probabilities one position late (each token's value is "
+                "read from the next position, as llama-cpp-python's server does for a GGUF that adds no BOS token), which no "
+                "client can undo; score in process (llamacpp:FILE.gguf), or pass score_prefix=<the model's BOS text> "
+                "(SmolLM2: <|im_start|>), which the server strips, to score after a BOS token"
+            )
+        return where, ""
 
     @staticmethod
     def _prompt_tokens(data: dict, prompt: str) -> list[tuple[int, int, float | None, bool]]:
@@ -244,9 +271,7 @@ class OpenAIBackend:
 
     def _need_scores(self, kind: str) -> None:
         if not self.capabilities.loglikelihood:
-            raise BackendError(
-                f"{self.base_url}: this server does not return prompt log-probabilities (echo+logprobs); {kind} tasks need them"
-            )
+            raise BackendError(f"{self.capabilities.why_not}; {kind} tasks need them")
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         self._need_scores("log-likelihood")
@@ -328,6 +353,29 @@ class OpenAIBackend:
 
     def close(self) -> None:
         return None
+
+
+def _alignment(data: dict) -> str:
+    """Whether the top-1 token the server reports at echoed position i is token i (aligned) or
+    token i+1 (late); unchecked without top log-probabilities or a clear majority."""
+    try:
+        lp = data["choices"][0]["logprobs"]
+        tokens, tops = lp["tokens"], lp.get("top_logprobs") or []
+    except (KeyError, IndexError, TypeError):
+        return "unchecked"
+    same = late = 0
+    for i in range(1, min(len(tokens) - 1, len(tops))):
+        top = tops[i]
+        if not isinstance(top, dict) or not top:
+            continue
+        best = max(top, key=lambda t: top[t] if top[t] is not None else float("-inf"))
+        same += best == tokens[i]
+        late += best == tokens[i + 1]
+    if late >= 3 and late > 2 * same:
+        return "late"
+    if same >= 3 and same > 2 * late:
+        return "aligned"
+    return "unchecked"
 
 
 def _gguf_template(name: str) -> ChatTemplate | None:
