@@ -19,6 +19,13 @@ Prints one table per task and the final line
     speed: assay/lm-eval = X.XX×, assay/ceiling = Y%
 (geometric means over the tasks; assay = its fastest backend per task, ceiling = the raw loop
 of that backend, compared on compute time).
+
+    .venv/bin/python bench/speed/run.py --memory [--gsm8k-limit 0] [--gen-budgets default,1073741824]
+
+Peak memory of greedy generation instead: GSM8K 5-shot (`--gsm8k-limit 0` = all 1,314
+problems) through assay `hf` once per generation token budget (`gen_batch_tokens`; a huge one
+runs the scheduler's whole batch of 64 in one pass, as assay did before the budget), and
+lm-evaluation-harness at batch sizes 1 and 8; one table of wall time, peak RSS and score.
 """
 
 from __future__ import annotations
@@ -146,7 +153,11 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64, help="assay's requests per backend call")
     ap.add_argument("--skip-lmeval", action="store_true")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "speed")
+    ap.add_argument("--memory", action="store_true", help="peak memory of GSM8K generation (see above)")
+    ap.add_argument("--gen-budgets", default="default,1073741824", help="hf gen_batch_tokens values for --memory")
     a = ap.parse_args()
+    if a.memory:
+        return memory(a)
     py = None if a.skip_lmeval else parity.ensure_lmeval()
     model_dir = parity.dequantised_model()
     lm_tasks = parity.lmeval_tasks_dir(py) if py else None
@@ -173,6 +184,31 @@ def main() -> None:
         report(rows, a)
     report(rows, a, final=True)
     (a.out / "speed.json").write_text(json.dumps(rows, indent=1, default=str))
+
+
+def memory(a: argparse.Namespace) -> None:
+    """Peak RSS of GSM8K 5-shot generation: assay hf per token budget, the harness at bs 1 and 8."""
+    py = None if a.skip_lmeval else parity.ensure_lmeval()
+    model_dir = parity.dequantised_model()
+    out = a.out / "memory"
+    out.mkdir(parents=True, exist_ok=True)
+    limit = a.gsm8k_limit or None
+    rows = []
+    for budget in a.gen_budgets.split(","):
+        model = f"hf:{model_dir}" + ("" if budget == "default" else f",gen_batch_tokens={budget}")
+        r = run_assay(model, ["gsm8k_5shot"], out / f"budget-{budget}", limit, a.batch_size)
+        rows.append((f"assay hf, gen_batch_tokens={budget}", r))
+        print(f"{rows[-1][0]:40} {r['wall']:8.1f} s {r['rss']:8.0f} MiB {r['score']:6.2f}", flush=True)
+    if py:
+        names = [harness_task("gsm8k_5shot", parity.lmeval_tasks_dir(py), out)]
+        for bs in (1, 8):
+            r = run_lmeval(py, names, model_dir, out, limit, bs)
+            rows.append((f"lm-eval hf, batch {bs}", r))
+    print(f"\nGSM8K 5-shot, {limit or 'all'} problems, assay batch {a.batch_size}:")
+    print(f"{'system':40} {'wall':>10} {'peak RSS':>12} {'score':>6}")
+    for name, r in rows:
+        print(f"{name:40} {r['wall']:8.1f} s {r['rss']:8.0f} MiB {r['score']:6.2f}")
+    (out / "memory.json").write_text(json.dumps([{"system": n, **{k: v for k, v in r.items() if k != "folder"}} for n, r in rows], indent=1))
 
 
 def _rate(row: dict, sys_: str) -> str:

@@ -295,3 +295,37 @@ def test_hf_fast_greedy_equals_transformers_generate(smollm2_hf, data_dir):
     assert fast == plain
     assert {r.finish_reason for r in fast} == {"stop", "length"}  # rows end at different steps
     assert b.generate(reqs[:5]) == plain[:5]  # a shared prefix of five rows
+
+
+@pytest.mark.hf
+def test_hf_generation_memory_is_bounded_by_the_token_budget(smollm2_hf, data_dir):
+    """A batch of real GSM8K 5-shot prompts is generated in passes whose key/value cache
+    (rows × cached tokens) never exceeds ``gen_batch_tokens``, and every forward pass sends one
+    position per row through the output head (the 49k-word vocabulary's logits for a whole
+    few-shot prefix cost more than the model). The tokens do not depend on the budget."""
+    b = smollm2_hf
+    rows = [json.loads(x) for x in (data_dir / "gsm8k/test.jsonl").read_text().splitlines()[:13]]
+    shots = "".join(f"Question: {r['question']}\nAnswer: {r['answer']}\n\n" for r in rows[:5])
+    reqs = [GenerateRequest(shots + f"Question: {r['question']}\nAnswer:", max_tokens=16, until=("Question:", "\n\n")) for r in rows[5:]]
+    longest = max(len(b._encode(r.context, False)) for r in reqs) + 1
+    seen: list[tuple[int, int, int]] = []  # (rows, cached tokens per row, logit positions) per forward pass
+
+    def hook(module, args, kwargs, out):
+        seen.append((out.logits.shape[0], out.past_key_values.get_seq_length(), out.logits.shape[1]))
+
+    handle = b.model.register_forward_hook(hook, with_kwargs=True)
+    budget = b.gen_batch_tokens if hasattr(b, "gen_batch_tokens") else None
+    try:
+        b.gen_batch_tokens = 3 * (longest + 16)  # three rows a pass
+        bounded = b.generate(reqs)
+        small = list(seen)
+        seen.clear()
+        b.gen_batch_tokens = 1 << 30  # the whole batch in one pass
+        whole = b.generate(reqs)
+    finally:
+        handle.remove()
+        b.gen_batch_tokens = budget
+    assert bounded == whole
+    assert max(n * length for n, length, _ in small) <= 3 * (longest + 16)
+    assert max(n for n, _, _ in small) == 3 and max(n for n, _, _ in seen) == len(reqs)
+    assert {k for _, _, k in small + seen} == {1}

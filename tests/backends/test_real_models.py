@@ -122,3 +122,27 @@ def test_chat_template_rendering_matches_transformers(smollm2_llamacpp, smollm2_
     theirs = smollm2_hf.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert ours == theirs
     assert ours.endswith("<|im_start|>assistant\n")
+
+
+@pytest.mark.llamacpp
+def test_llamacpp_thread_count_changes_no_number(smollm2_llamacpp, data_dir):
+    """The thread count is not part of the fingerprint because it changes nothing: 1 and 2
+    threads give the same log-likelihoods, bit for bit, and the same greedy text; the count
+    chosen is recorded in the model's args."""
+    from assay.backends.registry import load_backend, parse_model
+
+    pairs = _xcopa_requests(4)
+    reqs = [r for a, b, _ in pairs for r in (a, b)]
+    gen = [GenerateRequest(pairs[0][0].context, max_tokens=12)]
+    one = load_backend(parse_model("smollm2-135m-instruct,n_threads=1"))
+    try:
+        assert one.info.args["n_threads"] == 1 and one.info.fingerprint == smollm2_llamacpp.info.fingerprint
+        by_one = [(r.logprob, r.is_greedy) for r in one.loglikelihood(reqs)], one.generate(gen)
+    finally:
+        one.close()
+    two = load_backend(parse_model("smollm2-135m-instruct,n_threads=2"))
+    try:
+        by_two = [(r.logprob, r.is_greedy) for r in two.loglikelihood(reqs)], two.generate(gen)
+    finally:
+        two.close()
+    assert by_one == by_two

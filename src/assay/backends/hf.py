@@ -24,6 +24,7 @@ except ImportError as exc:  # pragma: no cover - guarded by the registry
 
 from assay.backends.base import Capabilities, ModelInfo
 from assay.backends.common import HFTokens, TokenScoring, _CACHE, file_sha256, fingerprint, fit_window, n_cut, trim_at_stop
+from assay.backends.cpus import available_cpus, threads_option
 from assay.backends.hf_load import LOAD_ARGS, LoadOptions, attach_adapter, check_gpu_needs, checkpoint_quant_method, quantization
 from assay.backends.registry import ModelSpec, resolve_path
 from assay.errors import BackendError, ConfigError
@@ -35,7 +36,7 @@ from assay.requests import (
     LoglikelihoodResult,
 )
 
-_ARGS = {"dtype", "max_length", "revision", "trust_remote_code", "n_threads", "batch_tokens", "share_context"} | LOAD_ARGS
+_ARGS = {"dtype", "max_length", "revision", "trust_remote_code", "n_threads", "batch_tokens", "gen_batch_tokens", "share_context"} | LOAD_ARGS
 # the largest logits tensor one forward pass may return (floats): ~1 GB in float32
 _LOGITS_BUDGET = 1 << 28
 # rows of one pass are at least this share of its longest row (less padding, more passes),
@@ -45,6 +46,10 @@ _BUCKET = 0.8
 _SLACK = 16
 # greedy generation computes a prompt prefix shared by every row once when it is this long
 _MIN_SHARED_PREFIX = 32
+# generation runs a batch in passes of at most this many rows × (prompt + max_tokens) tokens:
+# the key/value cache those rows hold (~46 kB a token for SmolLM2-135M in float32) is the
+# memory generation needs, and it no longer grows with the scheduler's batch size
+_GEN_BATCH_TOKENS = 16384
 
 
 def _fits(length: int, longest: int) -> bool:
@@ -80,7 +85,13 @@ def check_options(spec: ModelSpec, known: set[str], kind: str | None = None) -> 
     if dtype_name not in _DTYPES:
         raise ConfigError(f"model '{spec.text}': dtype must be one of {', '.join(_DTYPES)}")
     if "n_threads" in spec.args:
-        torch.set_num_threads(int(spec.args["n_threads"]))
+        torch.set_num_threads(threads_option(spec.text, spec.args["n_threads"]))
+    elif available_cpus() < torch.get_num_threads():
+        # torch counts the CPUs of the affinity mask, not a container's cgroup quota
+        torch.set_num_threads(available_cpus())
+    for name in ("batch_tokens", "gen_batch_tokens"):
+        if name in spec.args and (not isinstance(spec.args[name], int) or isinstance(spec.args[name], bool) or spec.args[name] < 1):
+            raise ConfigError(f"model '{spec.text}': {name} must be a whole number of at least 1, not '{spec.args[name]}'")
     return dtype_name
 
 
@@ -214,6 +225,7 @@ class HFBackend(_HFGeneration, HFTokens, TokenScoring):
     def __init__(self, spec: ModelSpec):
         dtype_name = check_options(spec, _ARGS)
         self.batch_tokens = int(spec.args.get("batch_tokens", 4096))
+        self.gen_batch_tokens = int(spec.args.get("gen_batch_tokens", _GEN_BATCH_TOKENS))
         # score the continuations of a shared context from one pass over it (see _score_shared)
         self.share_context = bool(spec.args.get("share_context", True))
         opts = LoadOptions.parse(spec.text, spec.args)
@@ -273,7 +285,7 @@ class HFBackend(_HFGeneration, HFTokens, TokenScoring):
             backend="hf",
             # plain loads keep their old fingerprint; an adapter or quantisation adds to it
             fingerprint=fingerprint("hf", identity, dtype_name, transformers.__version__, torch.__version__, *([extra] if extra else [])),
-            args={"source": where, **kwargs, "dtype": dtype_name, "transformers": transformers.__version__, "torch": torch.__version__, **spec.args, **extra},
+            args={"source": where, **kwargs, "dtype": dtype_name, "transformers": transformers.__version__, "torch": torch.__version__, "n_threads": torch.get_num_threads(), **spec.args, **extra},
         )
 
     # -- scoring ----------------------------------------------------------------------------
@@ -429,16 +441,37 @@ class HFBackend(_HFGeneration, HFTokens, TokenScoring):
             toks = self._encode(r.context, r.special)
             seqs.append((self._prefix(toks) + toks)[-room:])
         stop_ids = self._stop_ids(r0)
+        fast = r0.temperature == 0 and r0.repetition_penalty == 1.0 and self.share_context and self._plain_greedy()
+        new: list[list[int]] = [[] for _ in seqs]
         try:
-            if r0.temperature == 0 and r0.repetition_penalty == 1.0 and self.share_context and self._plain_greedy():
-                return self._results(reqs, self._greedy(seqs, r0, stop_ids), stop_ids)
-            ids, mask = _left_pad(seqs, self.pad)
-            width = ids.shape[1]
-            kwargs = self._generate_kwargs(r0, stop_ids, width)
-            out = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **kwargs).cpu()
+            for part in self._gen_passes([len(x) for x in seqs], r0.max_tokens):
+                rows = [seqs[i] for i in part]
+                if fast:
+                    out = self._greedy(rows, r0, stop_ids)
+                else:
+                    ids, mask = _left_pad(rows, self.pad)
+                    kwargs = self._generate_kwargs(r0, stop_ids, ids.shape[1])
+                    gen = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **kwargs).cpu()
+                    out = [gen[j, ids.shape[1]:].tolist() for j in range(len(rows))]
+                    del gen
+                for i, toks in zip(part, out):
+                    new[i] = toks
         except (RuntimeError, ValueError) as exc:
             raise BackendError(f"transformers generation failed: {exc}") from exc
-        return self._results(reqs, [out[j, width:].tolist() for j in range(len(reqs))], stop_ids)
+        return self._results(reqs, new, stop_ids)
+
+    def _gen_passes(self, lengths: list[int], max_tokens: int) -> list[list[int]]:
+        """Rows (longest first) in generation passes of at most ``gen_batch_tokens`` rows ×
+        (longest prompt + max_tokens): the most key/value cache a pass can hold. A row's tokens
+        do not depend on the others of its pass (left padding with explicit positions)."""
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        out: list[list[int]] = []
+        for i in order:
+            if out and (len(out[-1]) + 1) * (lengths[out[-1][0]] + max_tokens) <= self.gen_batch_tokens:
+                out[-1].append(i)
+            else:
+                out.append([i])
+        return out
 
     def _plain_greedy(self) -> bool:
         """Greedy decoding is a plain argmax for this model: its generation config adds no
@@ -464,14 +497,16 @@ class HFBackend(_HFGeneration, HFTokens, TokenScoring):
             shared = 0
         cache = None
         if shared:
-            first = self.model(input_ids=torch.tensor([seqs[0][:shared]], device=dev), use_cache=True)
+            first = self.model(input_ids=torch.tensor([seqs[0][:shared]], device=dev), use_cache=True, logits_to_keep=1)
             cache = self._select_cache(first.past_key_values, torch.zeros(n, dtype=torch.long, device=dev))
+            del first
         ids, rest_mask = _left_pad([x[shared:] for x in seqs], self.pad)
         mask = torch.cat([torch.ones((n, shared), dtype=torch.long), rest_mask], dim=1)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
         out = self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev), past_key_values=cache, use_cache=True, logits_to_keep=1)
         cache, mask, last = out.past_key_values, mask.to(dev), pos[:, -1].to(dev)
         logits = out.logits[:, -1]
+        del out  # it holds the cache too: rows that stop must leave the only reference to it
         stops = set(stop_ids)
         until = [u for u in r0.until if u]
         tail = 2 * max((len(u) for u in until), default=0) + 8  # tokens that can hold a stop string
@@ -489,7 +524,8 @@ class HFBackend(_HFGeneration, HFTokens, TokenScoring):
                 break
             if len(keep) < len(active):
                 sel = torch.tensor(keep, device=dev)
-                cache, mask, last = self._select_cache(cache, sel), mask[sel], last[sel]
+                cache.batch_select_indices(sel)  # in place, a layer at a time
+                mask, last = mask[sel], last[sel]
                 active = [active[k] for k in keep]
             nxt = torch.tensor([[new[row][-1]] for row in active], device=dev)
             mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype, device=dev)], dim=1)

@@ -25,6 +25,7 @@ except ImportError as exc:  # pragma: no cover - guarded by the registry
 
 from assay.backends.base import Capabilities, ModelInfo
 from assay.backends.common import TokenScoring, file_sha256, fingerprint, n_cut, trim_at_stop
+from assay.backends.cpus import available_cpus, free_cpus, threads_option
 from assay.backends.registry import ModelSpec, resolve_path
 from assay.errors import BackendError, ConfigError
 from assay.prompts.chat import ChatTemplate
@@ -74,7 +75,13 @@ class LlamaCppBackend(TokenScoring):
         if path is None or not path.is_file():
             raise BackendError(f"model file not found: {spec.target}")
         _quiet_logs()
-        n_threads = int(spec.args.get("n_threads", os.cpu_count() or 1))
+        # threads: the CPUs this process may use (affinity, cgroup quota) that other processes
+        # leave free; llama.cpp's threads wait for each other at every operation, so one thread
+        # too many stalls every decode on a busy machine. Numbers do not depend on it.
+        if "n_threads" in spec.args:
+            n_threads = threads_option(spec.text, spec.args["n_threads"])
+        else:
+            n_threads = free_cpus(available_cpus())
         self.max_length = int(spec.args.get("max_length", 2048))
         self.pack_tokens = int(spec.args.get("pack_tokens", 2048))
         # llama.cpp's CPU kernels round differently for different batch shapes, so packing
@@ -118,7 +125,7 @@ class LlamaCppBackend(TokenScoring):
             name=spec.target,
             backend="llamacpp",
             fingerprint=fingerprint("llamacpp", digest, llama_cpp.__version__, SCORING),
-            args={"path": str(path), "sha256": digest, "llama_cpp_python": llama_cpp.__version__, **spec.args},
+            args={"path": str(path), "sha256": digest, "llama_cpp_python": llama_cpp.__version__, "n_threads": n_threads, **spec.args},
         )
 
     # -- tokens ---------------------------------------------------------------------------
