@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-pytestmark = pytest.mark.llamacpp
 
 GEN = """\
 version: 1
@@ -45,7 +44,11 @@ metrics: [acc]
 """
 
 
-def test_long_prompts_are_cut_counted_and_reported(tmp_path):
+@pytest.mark.parametrize("model", [
+    pytest.param("smollm2-135m-instruct,n_threads=1,max_length=256", marks=pytest.mark.llamacpp, id="llamacpp"),
+    pytest.param("hf:smollm2-135m-instruct,max_length=256", marks=pytest.mark.hf, id="hf"),
+])
+def test_long_prompts_are_cut_counted_and_reported(tmp_path, model):
     # 3,000 words: far past a 256-token window; the second row fits
     long = " ".join(f"word{i % 97}" for i in range(3_000))
     rows = [{"id": "long", "text": long, "answer": "x"}, {"id": "short", "text": "Two plus two?", "answer": "4"}]
@@ -54,10 +57,10 @@ def test_long_prompts_are_cut_counted_and_reported(tmp_path):
     (tmp_path / "gen.yaml").write_text(GEN.format(path=data))
     (tmp_path / "mc.yaml").write_text(MC.format(path=data))
     out = tmp_path / "run"
-    proc = run_cli("run", "-m", "smollm2-135m-instruct,n_threads=1,max_length=256", "-t", f"{tmp_path / 'gen.yaml'},{tmp_path / 'mc.yaml'}", "-o", str(out))
+    proc = run_cli("run", "-m", model, "-t", f"{tmp_path / 'gen.yaml'},{tmp_path / 'mc.yaml'}", "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     doc = json.loads((out / "results.json").read_text())
-    label = "smollm2-135m-instruct"
+    label = next(iter(doc["results"]))
     assert doc["models"][label]["args"]["max_length"] == 256
     assert "left" in doc["truncation"]
     for task in ("longgen", "longmc"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -436,10 +437,12 @@ class HFBackend(_HFGeneration, HFTokens, TokenScoring):
         room = self.max_length - r0.max_tokens
         if room <= 0:
             raise BackendError(f"max_tokens={r0.max_tokens} does not fit the context window of {self.max_length}")
-        seqs = []
+        seqs, cuts = [], []
         for r in reqs:
             toks = self._encode(r.context, r.special)
-            seqs.append((self._prefix(toks) + toks)[-room:])
+            whole = self._prefix(toks) + toks
+            seqs.append(whole[-room:])
+            cuts.append(max(0, len(whole) - room))
         stop_ids = self._stop_ids(r0)
         fast = r0.temperature == 0 and r0.repetition_penalty == 1.0 and self.share_context and self._plain_greedy()
         new: list[list[int]] = [[] for _ in seqs]
@@ -458,7 +461,7 @@ class HFBackend(_HFGeneration, HFTokens, TokenScoring):
                     new[i] = toks
         except (RuntimeError, ValueError) as exc:
             raise BackendError(f"transformers generation failed: {exc}") from exc
-        return self._results(reqs, new, stop_ids)
+        return [replace(res, truncated=cut) for res, cut in zip(self._results(reqs, new, stop_ids), cuts)]
 
     def _gen_passes(self, lengths: list[int], max_tokens: int) -> list[list[int]]:
         """Rows (longest first) in generation passes of at most ``gen_batch_tokens`` rows ×
