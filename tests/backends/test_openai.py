@@ -238,14 +238,6 @@ def server():
     yield from _serve()
 
 
-@pytest.fixture
-def fa_server():
-    # the in-process backend scores through a context with llama.cpp's automatic flash attention
-    # (on for this model on CPU); the server's default is off, which moves scores by up to 1.7
-    # nats (see DESIGN.md). This server matches it, to pin token alignment to float rounding.
-    yield from _serve("--flash_attn", "true")
-
-
 # measured (see the tests): |Δ log-likelihood| against in-process scores of the same tokens,
 # and the share of items whose choice equals the plain (no-BOS) in-process backend's
 TOL = 1e-4  # measured max 1.5e-6 (float32 log-softmax on the server)
@@ -266,10 +258,12 @@ def _argmax(xs: list[float]) -> int:
 
 @pytest.mark.slow
 @pytest.mark.llamacpp
-def test_real_server_scores_equal_in_process_llamacpp(fa_server, smollm2_llamacpp, data_dir):
+def test_real_server_scores_equal_in_process_llamacpp(server, smollm2_llamacpp, data_dir):
+    # a server started with its defaults: it scores without flash attention, as the in-process
+    # backend does (before, in-process scoring used it, and scores differed by up to 1.7 nats)
     from assay.backends.registry import load_backend
 
-    remote = load_backend(parse_model(SMOL.format(url=fa_server.url)))
+    remote = load_backend(parse_model(SMOL.format(url=server.url)))
     assert remote.info.args["echo_logprobs"] == "aligned"
     assert remote.capabilities.loglikelihood and remote.chat_template().hash == smollm2_llamacpp.chat_template().hash
     # the 10 shortest items (20 requests): llama-cpp-python's server sorts the whole vocabulary

@@ -40,7 +40,9 @@ _ARGS = {"n_ctx", "max_length", "n_threads", "pack_tokens", "max_seqs", "seed", 
 # How a log-likelihood is computed, part of the fingerprint: llama.cpp's numbers depend on how
 # a sequence is cut into decode calls, so the cut is fixed (the context, then the continuation;
 # a generation prompt in chunks of _GEN_CHUNK tokens from position 0)
-SCORING = "context-then-continuation-v1;prompt-chunks-128"
+# flash attention off in scoring, as in generation (llama-cpp-python's Llama) and in its
+# server's defaults: a server on the same GGUF then scores what this backend scores
+SCORING = "context-then-continuation-v1;prompt-chunks-128;flash-attn-off"
 # Generation prompts are decoded in chunks that start at multiples of this. A chunk computes
 # the same whatever request it came from, so the whole chunks a prompt shares with the
 # previous one (a few-shot prefix) are kept in the cache, not recomputed, and every result
@@ -111,6 +113,7 @@ class LlamaCppBackend(TokenScoring):
         params.n_ubatch = min(512, self.pack_tokens)
         params.n_seq_max = self.max_seqs
         params.kv_unified = True
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         params.n_threads = n_threads
         params.n_threads_batch = n_threads
         self._score_ctx = internals.LlamaContext(model=self.llm._model, params=params, verbose=False)
