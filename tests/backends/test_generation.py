@@ -314,7 +314,7 @@ def test_hf_generation_memory_is_bounded_by_the_token_budget(smollm2_hf, data_di
         seen.append((out.logits.shape[0], out.past_key_values.get_seq_length(), out.logits.shape[1]))
 
     handle = b.model.register_forward_hook(hook, with_kwargs=True)
-    budget = b.gen_batch_tokens if hasattr(b, "gen_batch_tokens") else None
+    budget = b.gen_batch_tokens
     try:
         b.gen_batch_tokens = 3 * (longest + 16)  # three rows a pass
         bounded = b.generate(reqs)
