@@ -255,6 +255,19 @@ def _build_model(label: str, backend: Any, plans: list[TaskPlan], cfg: RunConfig
     return all_requests, registrations
 
 
+def _register_model(store: RunStore, label: str, backend: Any, plans: list[TaskPlan], cfg: RunConfig, ui: UI) -> dict[str, Request]:
+    """Build a model's requests and record them (its tasks and instances) in ``store``."""
+    requests, registrations = _build_model(label, backend, plans, cfg, ui)
+    _store_model(store, label, backend, registrations)
+    return requests
+
+
+def _store_model(store: RunStore, label: str, backend: Any, registrations: list[Registration]) -> None:
+    store.put_model(label, backend.info.fingerprint, asdict(backend.info))
+    for task, spec_json, info, rows in registrations:
+        store.put_task(label, task, spec_json, info, rows)
+
+
 def _check_replay(label: str, left: list[tuple[str, str, str | None, int]], n_used: int, tasks: list[str], ui: UI) -> None:
     """Answers that matched no item of the run are counted and listed; none matching at all
     is an error (a wrong file, task or id field), never a run with a null score."""
@@ -324,9 +337,7 @@ def run(cfg: RunConfig, ui: UI) -> Path:
                         ui.note(f"run folder: {run_dir}")
                         n_inst = sum(len(p.instances) for p in plans)
                         ui.note(f"{len(plans)} task(s), {n_inst} instances per model, {len(models)} model(s)")
-                    store.put_model(label, backend.info.fingerprint, asdict(backend.info))
-                    for task, spec_json, info, rows in registrations:
-                        store.put_task(label, task, spec_json, info, rows)
+                    _store_model(store, label, backend, registrations)
                     todo = pending(store, backend.info.fingerprint, requests)
                     ui.note(f"  {len(requests)} requests: {len(requests) - len(todo)} already stored, {len(todo)} to compute")
                     if todo:
