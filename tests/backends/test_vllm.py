@@ -388,7 +388,7 @@ def test_generate_over_the_fake_engine():
         GenerateRequest("w0 w1 w2 w3 w4 w5 w6", max_tokens=2, until_ids=(9,)),
     ]
     res = b.generate(reqs)
-    assert res == [GenerateResult("w6 w7", 2, "stop"), GenerateResult("w6 ", 3, "stop"), GenerateResult("w6 w6", 2, "length")]
+    assert res == [GenerateResult("w6 w7", 2, "stop"), GenerateResult("w6 ", 3, "stop"), GenerateResult("w6 w6", 2, "length", truncated=2)]  # BOS + 7 tokens cut to 6
     (prompts, params), = b.llm.calls
     # BOS added; the last request cut from the left to max_length - max_tokens = 6 tokens
     assert [p["prompt_token_ids"] for p in prompts] == [[1, 7, 8], [1, 7, 9], [5, 6, 7, 8, 9, 10]]
