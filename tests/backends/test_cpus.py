@@ -71,11 +71,17 @@ def test_free_cpus_leaves_out_what_other_processes_use(tmp_path):
     assert free_cpus(3, tmp_path / "missing", cpu_count=8) == 3
 
 
-def test_real_machine_count_is_within_the_affinity_mask():
+def test_real_affinity_mask_is_what_counts(tmp_path):
     import os
+    import subprocess
+    import sys
 
-    n = available_cpus()
-    assert 1 <= n <= len(os.sched_getaffinity(0))
+    # no quota anywhere: exactly the process's affinity mask
+    assert available_cpus(root=tmp_path, proc_cgroup=tmp_path / "none") == len(os.sched_getaffinity(0))
+    # a process pinned to one CPU (taskset) gets one thread, whatever the machine has
+    code = "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); from assay.backends.cpus import available_cpus; print(available_cpus())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
 
 
 @pytest.mark.parametrize("bad", [0, -2, "four", 1.5, True])

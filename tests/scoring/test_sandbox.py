@@ -276,15 +276,20 @@ def _daemon_program(token: str, marker: Path) -> str:
     )
 
 
-def test_daemon_does_not_outlive_the_timeout(tmp_path):
-    token, marker = _token(), tmp_path / "marker"
+def check_daemon_dies_at_the_timeout(folder: Path, isolation: str) -> None:
+    """A setsid() daemon started by a looping program is gone at the program's timeout and
+    never wakes up to write its marker (shared with the rlimits fallback's tests)."""
+    token, marker = _token(), folder / "marker"
     t0 = time.monotonic()
-    r = run_python(_daemon_program(token, marker),
-                   limits=Limits(timeout_s=1.0, isolation="namespaces"))
+    r = run_python(_daemon_program(token, marker), limits=Limits(timeout_s=1.0, isolation=isolation))
     assert r.status == "timeout" and r.stdout == "daemon started\n", r
     assert _gone(token, within_s=0.5), "the setsid() daemon survived the timeout"
     time.sleep(max(0.0, t0 + 2.0 - time.monotonic()))  # past the daemon's wake-up
     assert not marker.exists()
+
+
+def test_daemon_does_not_outlive_the_timeout(tmp_path):
+    check_daemon_dies_at_the_timeout(tmp_path, "namespaces")
 
 
 def test_ctypes_calls_are_contained():

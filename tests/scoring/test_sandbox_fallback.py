@@ -22,7 +22,7 @@ import pytest
 
 from assay.scoring import sandbox_helper
 from assay.scoring.sandbox import Limits, run_python
-from test_sandbox import _daemon_program, _gone, _host_procs, _reexec_with, _token
+from test_sandbox import _daemon_program, _gone, _host_procs, _reexec_with, _token, check_daemon_dies_at_the_timeout
 
 ROOT = Path(__file__).resolve().parents[2]
 FALLBACK = Limits(timeout_s=2.0, cpu_s=2, memory_mb=256, max_procs=8, isolation="rlimits")
@@ -145,14 +145,7 @@ def test_fallback_cannot_signal_the_helper_assay_or_root_processes():
 
 
 def test_fallback_kills_a_setsid_daemon_at_the_timeout(shared_dir):
-    token, marker = _token(), shared_dir / "marker"
-    t0 = time.monotonic()
-    r = run_python(_daemon_program(token, marker),
-                   limits=Limits(timeout_s=1.0, isolation="rlimits"))
-    assert r.status == "timeout" and r.stdout == "daemon started\n", r
-    assert _gone(token, within_s=0.5), "the setsid() daemon survived the timeout"
-    time.sleep(max(0.0, t0 + 2.0 - time.monotonic()))  # past the daemon's wake-up
-    assert not marker.exists()
+    check_daemon_dies_at_the_timeout(shared_dir, "rlimits")
 
 
 def test_fallback_kills_a_setsid_daemon_when_the_program_ends(shared_dir):

@@ -77,6 +77,12 @@ def fit_window(ctx: list[int], cont: list[int], max_length: int) -> tuple[list[i
     return seq[-max_length:], len(cont)
 
 
+def keep_last(tokens: list[int], room: int) -> tuple[list[int], int]:
+    """The last ``room`` tokens of a prompt and how many were cut from its left: the one
+    truncation rule of every backend, so each result can say what its model did not read."""
+    return tokens[-room:], max(0, len(tokens) - room)
+
+
 def n_cut(ctx: list[int], cont: list[int], max_length: int) -> int:
     """How many context tokens ``fit_window`` cuts from the left (0 when the pair fits).
     Results carry this count, so a truncated prompt is recorded and counted, never silent."""

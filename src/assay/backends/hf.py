@@ -24,7 +24,7 @@ except ImportError as exc:  # pragma: no cover - guarded by the registry
     raise MissingDependency("the 'hf' backend", "hf", "transformers") from exc
 
 from assay.backends.base import Capabilities, ModelInfo
-from assay.backends.common import HFTokens, TokenScoring, _CACHE, file_sha256, fingerprint, fit_window, n_cut, trim_at_stop
+from assay.backends.common import HFTokens, TokenScoring, _CACHE, file_sha256, fingerprint, fit_window, keep_last, n_cut, trim_at_stop
 from assay.backends.cpus import available_cpus, threads_option
 from assay.backends.hf_load import LOAD_ARGS, LoadOptions, attach_adapter, check_gpu_needs, checkpoint_quant_method, quantization
 from assay.backends.registry import ModelSpec, resolve_path
@@ -440,9 +440,9 @@ class HFBackend(_HFGeneration, HFTokens, TokenScoring):
         seqs, cuts = [], []
         for r in reqs:
             toks = self._encode(r.context, r.special)
-            whole = self._prefix(toks) + toks
-            seqs.append(whole[-room:])
-            cuts.append(max(0, len(whole) - room))
+            seq, cut = keep_last(self._prefix(toks) + toks, room)
+            seqs.append(seq)
+            cuts.append(cut)
         stop_ids = self._stop_ids(r0)
         fast = r0.temperature == 0 and r0.repetition_penalty == 1.0 and self.share_context and self._plain_greedy()
         new: list[list[int]] = [[] for _ in seqs]

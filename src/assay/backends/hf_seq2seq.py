@@ -36,7 +36,7 @@ except ImportError as exc:  # pragma: no cover - guarded by the registry
     raise MissingDependency("the 'hf' backend", "hf", "transformers") from exc
 
 from assay.backends.base import Capabilities, ModelInfo
-from assay.backends.common import fingerprint, rolling_windows
+from assay.backends.common import fingerprint, keep_last, rolling_windows
 from assay.backends.hf import _DTYPES, _HFGeneration, _local_fingerprint, check_options, load_error
 from assay.backends.registry import ModelSpec, resolve_path
 from assay.errors import BackendError
@@ -116,7 +116,7 @@ class HFSeq2SeqBackend(_HFGeneration):
         ids = self._encode(context, special, True)
         if not ids:
             ids = [self.eos if self.eos is not None else self.pad]
-        return ids[-self.max_length:], max(0, len(ids) - self.max_length)
+        return keep_last(ids, self.max_length)
 
     # -- scoring ------------------------------------------------------------------------------
     def _batches(self, lengths: list[tuple[int, int]]) -> list[list[int]]:

@@ -24,7 +24,7 @@ except ImportError as exc:  # pragma: no cover - guarded by the registry
     raise MissingDependency("the 'llamacpp' backend", "llamacpp", "llama_cpp") from exc
 
 from assay.backends.base import Capabilities, ModelInfo
-from assay.backends.common import TokenScoring, file_sha256, fingerprint, n_cut, trim_at_stop
+from assay.backends.common import TokenScoring, file_sha256, fingerprint, keep_last, n_cut, trim_at_stop
 from assay.backends.cpus import available_cpus, free_cpus, threads_option
 from assay.backends.registry import ModelSpec, resolve_path
 from assay.errors import BackendError, ConfigError
@@ -285,8 +285,7 @@ class LlamaCppBackend(TokenScoring):
         room = self.llm.n_ctx() - r.max_tokens
         if room <= 0:
             raise BackendError(f"max_tokens={r.max_tokens} does not fit the context window of {self.llm.n_ctx()}")
-        cut = max(0, len(prompt) - room)
-        prompt = prompt[-room:]
+        prompt, cut = keep_last(prompt, room)
         vocab = self.llm._model.vocab
         stop_ids = set(r.until_ids) | {t for t in map(self._special_token, r.until) if t is not None}
         out: list[int] = []

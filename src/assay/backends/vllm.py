@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from assay.backends.base import Capabilities, ModelInfo
-from assay.backends.common import HFTokens, TokenScoring, fingerprint, trim_at_stop
+from assay.backends.common import HFTokens, TokenScoring, fingerprint, keep_last, trim_at_stop
 from assay.backends.registry import ModelSpec, resolve_path
 from assay.errors import BackendError, ConfigError, MissingDependency
 from assay.prompts.chat import ChatTemplate
@@ -351,8 +351,8 @@ class VLLMBackend(HFTokens, TokenScoring):
         if room <= 0:
             raise BackendError(f"max_tokens={r.max_tokens} does not fit the context window of {self.max_length}")
         toks = self._encode(r.context, r.special)
-        whole = self._prefix(toks) + toks
-        return whole[-room:] or [self._start()], max(0, len(whole) - room)  # vLLM refuses an empty prompt
+        prompt, cut = keep_last(self._prefix(toks) + toks, room)
+        return prompt or [self._start()], cut  # vLLM refuses an empty prompt
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
         """All requests in one engine call, each with its own SamplingParams (and seed, so a
