@@ -22,7 +22,7 @@ from pathlib import Path
 
 from assay.data.sources import data_dir
 from assay.errors import AssayError
-from assay.evaluate import plan_task
+from assay.plan import plan_task
 from assay.tasks.loader import load_task
 from assay.tasks.registry import builtin_index
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from assay.backends.base import Capabilities, ModelInfo
-from assay.evaluate import RunConfig, _register_model, plan_tasks
+from assay.config import RunConfig
+from assay.pipeline import register_model as _register_model
+from assay.plan import plan_tasks
 from assay.reports.terminal import UI
 from assay.requests import LoglikelihoodRequest, RollingRequest
 from assay.store.runs import RunStore

@@ -1,4 +1,4 @@
-"""The ``assay`` command: run | score | report | export | ls | validate. Thin: parsing and error reporting only.
+"""The ``assay`` command: run | score | report | export | schema | ls | validate. Thin: parsing and error reporting only.
 
 A user's mistake (an AssayError) is one line on stderr and exit code 2; Ctrl-C is exit 130
 with a note that the stored responses are kept. Nothing heavy is imported before a command
@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--readme", type=Path, metavar="PATH", help="merge into this model card's YAML front matter, leaving everything else as it is")
     e.add_argument("--output", "-o", type=Path, metavar="FILE", help="write the YAML here instead of stdout")
 
+    sc = sub.add_parser("schema", help="print the JSON Schema of an assay file (results: results.json)")
+    sc.add_argument("what", choices=["results"])
+
     ls = sub.add_parser("ls", help="list built-in tasks, models or chat formats")
     ls.add_argument("what", choices=["tasks", "models", "formats"])
 
@@ -84,7 +87,8 @@ def _version() -> str:
 
 
 def _cmd_run(a: argparse.Namespace) -> int:
-    from assay.evaluate import RunConfig, run
+    from assay.config import RunConfig
+    from assay.pipeline import run
     from assay.reports.terminal import UI
 
     cfg = RunConfig(
@@ -110,7 +114,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
 
 
 def _cmd_score(a: argparse.Namespace) -> int:
-    from assay.evaluate import score_run
+    from assay.pipeline import score_run
     from assay.reports.terminal import UI
     from assay.store.runs import STORE_NAME
 
@@ -142,19 +146,28 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
 def _cmd_export(a: argparse.Namespace) -> int:
     from assay.reports import modelindex
-    from assay.reports.compare import load_results
+    from assay.results import read_results
 
-    doc = load_results(a.run_dir, required=("results",))
+    doc = read_results(a.run_dir)
     model = a.model
     if model is None:
-        if len(doc["results"]) != 1:
-            raise AssayError(f"the run has several models ({', '.join(doc['results'])}): choose one with --model")
-        model = next(iter(doc["results"]))
+        if len(doc.results) != 1:
+            raise AssayError(f"the run has several models ({', '.join(doc.results)}): choose one with --model")
+        model = next(iter(doc.results))
     text = modelindex.write(doc, model, a.output, a.readme, a.aggregate, a.name)
     if a.output is None and a.readme is None:
         print(text, end="")
     else:
         print(f"wrote {a.readme or a.output}", file=sys.stderr)
+    return 0
+
+
+def _cmd_schema(a: argparse.Namespace) -> int:
+    import json
+
+    from assay.results import schema
+
+    print(json.dumps(schema(), indent=2))
     return 0
 
 
@@ -216,7 +229,7 @@ def _cmd_ls(a: argparse.Namespace) -> int:
 
 def _cmd_validate(a: argparse.Namespace) -> int:
     from assay.data.sources import data_dir
-    from assay.evaluate import plan_task
+    from assay.plan import plan_task
     from assay.tasks.loader import load_task
 
     names: dict[str, str] = {}  # task name -> file: results are keyed by name
@@ -243,7 +256,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"run": _cmd_run, "score": _cmd_score, "report": _cmd_report, "export": _cmd_export, "ls": _cmd_ls, "validate": _cmd_validate}[args.command]
+    handler = {"run": _cmd_run, "score": _cmd_score, "report": _cmd_report, "export": _cmd_export, "schema": _cmd_schema, "ls": _cmd_ls, "validate": _cmd_validate}[args.command]
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return handler(args)

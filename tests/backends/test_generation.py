@@ -30,7 +30,7 @@ def _core_qa_spec(**generation):
 
 
 def test_n_samples_are_n_distinct_requests_with_stop_ids():
-    from assay.evaluate import _requests
+    from assay.build import requests_for as _requests
 
     inst = Instance("core_qa", "passage", "d1", "Q?")
     spec = _core_qa_spec(n=4, temperature=0.7, seed=5, stop_token_ids=[32000])

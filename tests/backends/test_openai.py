@@ -246,7 +246,8 @@ SMOL = "openai:smollm2-135m-instruct,base_url={url},score_prefix=<|im_start|>,to
 
 
 def _choice_requests(task: str, n_docs: int, prefix: str = "", special: bool = False):
-    from assay.evaluate import RunConfig, plan_tasks
+    from assay.config import RunConfig
+    from assay.plan import plan_tasks
 
     (plan,) = plan_tasks(RunConfig(models=("x",), tasks=(task,), limit=n_docs))
     return [[LoglikelihoodRequest(prefix + inst.query, " " + c, special) for c in inst.choices] for inst in plan.instances]
@@ -295,7 +296,8 @@ def test_real_server_scores_equal_in_process_llamacpp(server, smollm2_llamacpp, 
 @pytest.mark.llamacpp
 def test_real_server_greedy_generation_equals_in_process(server, smollm2_llamacpp, data_dir):
     from assay.backends.registry import load_backend
-    from assay.evaluate import RunConfig, plan_tasks
+    from assay.config import RunConfig
+    from assay.plan import plan_tasks
     from assay.prompts.chat import render_chat
 
     remote = load_backend(parse_model(SMOL.format(url=server.url)))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from assay.evaluate import RunConfig, plan_tasks
+from assay.config import RunConfig
+from assay.plan import plan_tasks
 from assay.prompts.chat import render_chat
 from assay.requests import GenerateRequest, LoglikelihoodRequest, RollingRequest
 from assay.schedule.scheduler import execute

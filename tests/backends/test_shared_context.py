@@ -7,7 +7,9 @@ from __future__ import annotations
 import pytest
 
 from assay.backends.registry import load_backend, parse_model
-from assay.evaluate import RunConfig, _register_model, plan_tasks
+from assay.config import RunConfig
+from assay.pipeline import register_model as _register_model
+from assay.plan import plan_tasks
 from assay.reports.terminal import UI
 from assay.requests import LoglikelihoodRequest, request_key
 from assay.schedule.scheduler import execute

@@ -251,7 +251,9 @@ class _Describing:
 
 
 def _register(tmp_path, chat_format):
-    from assay.evaluate import RunConfig, _register_model, plan_tasks
+    from assay.config import RunConfig
+    from assay.pipeline import register_model as _register_model
+    from assay.plan import plan_tasks
     from assay.reports.terminal import UI
     from assay.store.runs import RunStore
 

@@ -11,9 +11,10 @@ from conftest import run_cli
 
 from assay.errors import AssayError
 from assay.reports.modelindex import merge_readme, model_index
+from assay.results import RunResults, parse_results
 
 
-def _doc() -> dict:
+def _raw() -> dict:
     def metric(values: dict[str, float]) -> dict:
         vals = sorted(values.values())
         return {"value": vals[len(vals) // 2], "stderr": 0.01, "max": max(vals), "min": min(vals), "mean": sum(vals) / len(vals),
@@ -21,16 +22,24 @@ def _doc() -> dict:
 
     return {
         "results": {"mt0-small": {
-            "xnli_en": {"primary": "acc", "metrics": {"acc": metric({"a": 0.3847, "b": 0.35, "c": 0.36}), "acc_norm": metric({"a": 0.4})}},
-            "humaneval": {"primary": "pass@1", "metrics": {"pass@1": metric({"p": 0.1355}), "pass@10": metric({"p": 0.2628}), "pass@100": metric({"p": 0.4507})}},
+            "xnli_en": {"primary": "acc", "metrics": {"acc": metric({"a": 0.3847, "b": 0.35, "c": 0.36}), "acc_norm": metric({"a": 0.4})}, "n_items": 300},
+            "humaneval": {"primary": "pass@1", "metrics": {"pass@1": metric({"p": 0.1355}), "pass@10": metric({"p": 0.2628}), "pass@100": metric({"p": 0.4507})}, "n_items": 164},
+            "wikitext": {"primary": "perplexity", "metrics": {"perplexity": metric({"p": 23.456789}), "bits_per_byte": metric({"p": 0.8765})}, "n_items": 62},
         }},
         "tasks": {
             "xnli_en": {"family": "Natural language inference", "language": "en", "dataset": {"split": "validation", "revision": "abc123"},
                         "card": {"type": "xnli", "name": "XNLI (en)", "config": "en"}},
             "humaneval": {"family": "Program synthesis", "language": "en", "dataset": {"split": "test", "revision": "def456"},
                           "card": {"type": "openai_humaneval", "name": "HumanEval", "config": ""}},
+            "wikitext": {"family": "Language modelling", "dataset": {"split": "test", "revision": "w1"},
+                         "card": {"type": "wikitext", "name": "WikiText-2", "config": ""}},
         },
+        "assay_results_version": 2,
     }
+
+
+def _doc() -> RunResults:
+    return parse_results(_raw(), "test")
 
 
 def test_shape_matches_the_model_cards():
@@ -38,12 +47,14 @@ def test_shape_matches_the_model_cards():
     parsed = yaml.safe_load(yaml.safe_dump(block, sort_keys=False))
     (entry,) = parsed["model-index"]
     assert entry["name"] == "mt0-small"
-    xnli, code = entry["results"]
+    xnli, code, wiki = entry["results"]
     assert xnli == {
         "task": {"type": "Natural language inference"},
         "dataset": {"type": "xnli", "name": "XNLI (en)", "config": "en", "split": "validation", "revision": "abc123"},
-        "metrics": [{"type": "Accuracy", "value": 38.47}],
+        "metrics": [{"type": "Accuracy", "value": 38.47}, {"type": "Accuracy (length-normalised)", "value": 40.0}],
     }
+    # raw metrics are written as computed: a bits-per-byte below 1 is not a fraction to scale
+    assert wiki["metrics"] == [{"type": "Perplexity", "value": 23.4568}, {"type": "Bits per Byte", "value": 0.8765}]
     assert [m["type"] for m in code["metrics"]] == ["Pass@1", "Pass@10", "Pass@100"]
     assert [m["value"] for m in code["metrics"]] == [13.55, 26.28, 45.07]
     assert "config" not in code["dataset"]
@@ -94,7 +105,7 @@ def test_merge_into_a_readme_without_front_matter():
 def test_export_command_on_a_results_file(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "results.json").write_text(json.dumps(_doc()))
+    (run / "results.json").write_text(json.dumps(_raw()))
     readme = tmp_path / "README.md"
     readme.write_text(README)
     proc = run_cli("export", "model-index", str(run), "--readme", str(readme), "--name", "bigscience/mt0-small")

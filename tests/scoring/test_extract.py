@@ -439,7 +439,7 @@ def test_majority_vote_through_the_scoring_stage(tmp_path):
     assert [s["vote"] for s in samples] == ["4", "7", "-1500", None]
     assert samples[0]["extracted"] == ["4", "5", "4"]  # every sample's answer is kept
     assert samples[2]["extracted"] == [None, None, "-1500"]
-    assert res["metrics"]["number_match"]["value"] == pytest.approx(2 / 4)
+    assert res.metrics["number_match"].value == pytest.approx(2 / 4)
 
 
 def test_without_majority_every_sample_is_scored_as_before(tmp_path):
@@ -449,7 +449,7 @@ def test_without_majority_every_sample_is_scored_as_before(tmp_path):
     res, samples = score_task(store, "m", FP, spec)
     assert [s["extracted"] for s in samples] == ["B", "C", None, "D"]
     assert "vote" not in samples[0]
-    assert res["metrics"]["label_acc"]["value"] == pytest.approx(2 / 4)  # "C" matches BBH's "(C)"
+    assert res.metrics["label_acc"].value == pytest.approx(2 / 4)  # "C" matches BBH's "(C)"
 
 
 # --------------------------------------------------------------------------- metrics

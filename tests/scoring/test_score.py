@@ -43,9 +43,9 @@ def test_acc_and_acc_norm(tmp_path):
     # item 0: raw picks the short choice (wrong), per-char picks the long one (right)
     _fill(store, spec, [_mc(0, [-2.0, -3.0], 1, ["x", "xxxxxx"]), _mc(1, [-1.0, -5.0], 0, ["yy", "yy"])])
     res, samples = score_task(store, "m", FP, spec)
-    assert res["metrics"]["acc"]["value"] == pytest.approx(0.5)
-    assert res["metrics"]["acc_norm"]["value"] == pytest.approx(1.0)
-    assert res["metrics"]["acc"]["stderr"] == pytest.approx(0.5)
+    assert res.metrics["acc"].value == pytest.approx(0.5)
+    assert res.metrics["acc_norm"].value == pytest.approx(1.0)
+    assert res.metrics["acc"].stderr == pytest.approx(0.5)
     assert [s["verdict"] for s in samples] == ["wrong", "correct"]
 
 
@@ -65,11 +65,11 @@ def test_label_mapping_accuracy_and_macro_f1(tmp_path):
         _gen(3, ["It is good."], "negative"),
     ])
     res, samples = score_task(store, "m", FP, spec)
-    assert res["metrics"]["label_acc"]["value"] == pytest.approx(0.5)
+    assert res.metrics["label_acc"].value == pytest.approx(0.5)
     assert [s["extracted"] for s in samples] == ["positive", "negative", None, "positive"]
     # positive: P=1/2 R=1 F1=2/3; negative: P=1 R=1/3 F1=1/2 -> macro 7/12
-    assert res["metrics"]["macro_f1"]["value"] == pytest.approx(7 / 12)
-    assert res["metrics"]["macro_f1"]["stderr"] > 0
+    assert res.metrics["macro_f1"].value == pytest.approx(7 / 12)
+    assert res.metrics["macro_f1"].stderr > 0
 
 
 def test_squad_metrics_on_verbose_answers(tmp_path):
@@ -77,8 +77,8 @@ def test_squad_metrics_on_verbose_answers(tmp_path):
     store = RunStore(tmp_path)
     _fill(store, spec, [_gen(0, ["The answer is 1889."], ["1889"]), _gen(1, ["the Eiffel Tower in Paris"], ["Eiffel Tower"])])
     res, _ = score_task(store, "m", FP, spec)
-    assert res["metrics"]["exact_match"]["value"] == pytest.approx(0.5)
-    assert res["metrics"]["f1"]["value"] == pytest.approx((1 + 2 * (2 / 4 * 1) / (2 / 4 + 1)) / 2)
+    assert res.metrics["exact_match"].value == pytest.approx(0.5)
+    assert res.metrics["f1"].value == pytest.approx((1 + 2 * (2 / 4 * 1) / (2 / 4 + 1)) / 2)
 
 
 def test_entity_micro_f1(tmp_path):
@@ -87,9 +87,9 @@ def test_entity_micro_f1(tmp_path):
     gold = [{"text": "Ada Lovelace", "type": "PER"}, {"text": "London", "type": "LOC"}]
     _fill(store, spec, [_gen(0, ["- Ada Lovelace (PER)\n- London (LOC)\n- the city (LOC)"], gold), _gen(1, ["No entities."], gold[:1])])
     res, _ = score_task(store, "m", FP, spec)
-    p, r = res["metrics"]["entity_precision"]["value"], res["metrics"]["entity_recall"]["value"]
+    p, r = res.metrics["entity_precision"].value, res.metrics["entity_recall"].value
     assert p == pytest.approx(2 / 3) and r == pytest.approx(2 / 3)
-    assert res["metrics"]["entity_f1"]["value"] == pytest.approx(2 / 3)
+    assert res.metrics["entity_f1"].value == pytest.approx(2 / 3)
 
 
 def test_pass_at_k_from_several_samples(tmp_path):
@@ -102,8 +102,8 @@ def test_pass_at_k_from_several_samples(tmp_path):
     bad = "def sq(x):\n    return x + 1"
     _fill(store, spec, [_gen(0, [good, bad, bad], target)])
     res, samples = score_task(store, "m", FP, spec)
-    assert res["metrics"]["pass@1"]["value"] == pytest.approx(1 / 3)
-    assert res["metrics"]["pass@2"]["value"] == pytest.approx(1 - (2 * 1) / (3 * 2))
+    assert res.metrics["pass@1"].value == pytest.approx(1 / 3)
+    assert res.metrics["pass@2"].value == pytest.approx(1 - (2 * 1) / (3 * 2))
     assert samples[0]["verdict"] == "partial" and len(samples[0]["exec"]) == 3
 
 
@@ -115,7 +115,7 @@ def test_incomplete_items_are_counted_not_scored(tmp_path):
     # a second instance whose responses were never computed
     store.put_task("m", "t", spec.model_dump(mode="json"), {}, [("p", "0", {"prompt": "x", **data}, [request_key(r) for r, _ in pairs]), ("p", "1", {"prompt": "y", **data}, ["r1:missing"])])
     res, _ = score_task(store, "m", FP, spec)
-    assert res["n_items"] == 1 and res["n_incomplete"] == 1 and not math.isnan(res["metrics"]["acc"]["value"])
+    assert res.n_items == 1 and res.n_incomplete == 1 and not math.isnan(res.metrics["acc"].value)
 
 
 def test_mc2_and_multilabel_acc(tmp_path):
@@ -124,8 +124,8 @@ def test_mc2_and_multilabel_acc(tmp_path):
     lps = [math.log(0.2), math.log(0.3), math.log(0.5)]
     _fill(store, spec, [({"choices": ["t1", "t2", "f1"], "target": [1, 1, 0]}, [(LoglikelihoodRequest("c", c), LoglikelihoodResult(lp, False, 1)) for c, lp in zip(["t1", "t2", "f1"], lps)])])
     res, samples = score_task(store, "m", FP, spec)
-    assert res["metrics"]["mc2"]["value"] == pytest.approx(0.5)
-    assert res["metrics"]["acc"]["value"] == 0.0  # the most likely answer is false
+    assert res.metrics["mc2"].value == pytest.approx(0.5)
+    assert res.metrics["acc"].value == 0.0  # the most likely answer is false
 
 
 def test_loglikelihood_accuracy_is_greedy_and_perplexity_is_per_item(tmp_path):
@@ -137,8 +137,8 @@ def test_loglikelihood_accuracy_is_greedy_and_perplexity_is_per_item(tmp_path):
         items.append(({"target": "word", "choices": []}, [(req, LoglikelihoodResult(lp, greedy, 1))]))
     _fill(store, spec, items)
     res, _ = score_task(store, "m", FP, spec)
-    assert res["metrics"]["acc"]["value"] == pytest.approx(0.5)
-    assert res["metrics"]["perplexity"]["value"] == pytest.approx(math.exp(2.0))
+    assert res.metrics["acc"].value == pytest.approx(0.5)
+    assert res.metrics["perplexity"].value == pytest.approx(math.exp(2.0))
 
 
 def test_aggregation_over_prompts_median_max_spread(tmp_path):
@@ -160,9 +160,10 @@ def test_aggregation_over_prompts_median_max_spread(tmp_path):
     store.put_task("m", "t", spec.model_dump(mode="json"), {}, rows)
     store.put_results(FP, results, "s")
     res, _ = score_task(store, "m", FP, spec)
-    acc = res["metrics"]["acc"]
-    assert acc["value"] == pytest.approx(0.5) and acc["max"] == 1.0 and acc["min"] == 0.25
-    assert acc["mean"] == pytest.approx(7 / 12) and acc["n_prompts"] == 3
-    assert acc["std"] == pytest.approx(0.3818813, rel=1e-5)
-    assert {k: v["value"] for k, v in acc["per_prompt"].items()} == {"p1": 0.25, "p2": 0.5, "p3": 1.0}
-    assert acc["stderr"] == acc["per_prompt"]["p2"]["stderr"]  # the median prompt's
+    acc = res.metrics["acc"]
+    assert acc.value == pytest.approx(0.5) and acc.max == 1.0 and acc.min == 0.25
+    assert acc.mean == pytest.approx(7 / 12) and acc.n_prompts == 3
+    assert acc.std == pytest.approx(0.3818813, rel=1e-5)
+    assert {k: v.value for k, v in acc.per_prompt.items()} == {"p1": 0.25, "p2": 0.5, "p3": 1.0}
+    assert acc.stderr == acc.per_prompt["p2"].stderr  # the median prompt's
+    assert res.n_items == 12 and res.n_docs == 4  # instances (documents × prompts) and documents

@@ -16,7 +16,8 @@ import pytest
 from conftest import manifest, run_cli
 
 from assay.data.sources import load_documents
-from assay.evaluate import RunConfig, plan_tasks
+from assay.config import RunConfig
+from assay.plan import plan_tasks
 from assay.instances import build_instances
 from assay.scoring import metrics as M
 from assay.scoring.extract import label_map

@@ -146,7 +146,8 @@ def test_mmlu_5shot_examples_are_the_dev_rows_in_file_order(data_dir):
 
 
 def test_mmlu_5shot_plans(data_dir):
-    from assay.evaluate import RunConfig, plan_tasks
+    from assay.config import RunConfig
+    from assay.plan import plan_tasks
 
     (plan,) = plan_tasks(RunConfig(models=("x",), tasks=("mmlu_anatomy_5shot",), limit=2))
     assert all(len(i.shots) == 5 for i in plan.instances)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from assay.evaluate import RunConfig, plan_tasks
+from assay.config import RunConfig
+from assay.plan import plan_tasks
 from assay.instances import build_instances
 from assay.tasks.registry import builtin_index
 from conftest import manifest

@@ -16,9 +16,11 @@ import pytest
 from conftest import manifest, run_cli
 
 from assay.errors import TaskError
-from assay.evaluate import RunConfig, plan_tasks
+from assay.config import RunConfig
+from assay.plan import plan_tasks
 from assay.requests import GenerateRequest, GenerateResult, request_key
 from assay.scoring.extract import extract
+from assay.results import read_results
 from assay.scoring.score import score_task
 from assay.store.runs import RunStore
 from assay.tasks.loader import load_task
@@ -247,7 +249,7 @@ def test_humaneval_reference_solutions_pass_and_wrong_answers_fail(tmp_path):
     # the body alone (a completion of the prompt), as the reference gives it
     answers = {d: [docs[d]["canonical_solution"]] for d in ids}
     res, samples = _score(tmp_path / "ok", plan, answers)
-    assert res["n_items"] == 164 and res["metrics"]["pass@1"]["value"] == 1.0, [s["exec"] for s in samples if s["verdict"] != "correct"][:3]
+    assert res.n_items == 164 and res.metrics["pass@1"].value == 1.0, [s["exec"] for s in samples if s["verdict"] != "correct"][:3]
     # a whole function in a chat answer, and wrong answers: another problem's body, a stub
     few = ids[:12]
     answers = {}
@@ -262,7 +264,7 @@ def test_humaneval_reference_solutions_pass_and_wrong_answers_fail(tmp_path):
     by_id = {s["doc_id"]: s for s in samples}
     for n, d in enumerate(few):
         assert by_id[d]["verdict"] == ("correct" if n % 3 == 0 else "wrong"), (d, by_id[d]["exec"])
-    assert res["metrics"]["pass@1"]["value"] == pytest.approx(4 / 12)
+    assert res.metrics["pass@1"].value == pytest.approx(4 / 12)
 
 
 def test_humaneval_sampled_pass_at_k(tmp_path):
@@ -274,8 +276,8 @@ def test_humaneval_sampled_pass_at_k(tmp_path):
     res, _ = _score(tmp_path, plan, answers)
     from assay.scoring.code import pass_at_k
 
-    assert res["metrics"]["pass@1"]["value"] == pytest.approx((5 / 20 + 0) / 2)
-    assert res["metrics"]["pass@10"]["value"] == pytest.approx((pass_at_k(20, 5, 10) + 0) / 2)
+    assert res.metrics["pass@1"].value == pytest.approx((5 / 20 + 0) / 2)
+    assert res.metrics["pass@10"].value == pytest.approx((pass_at_k(20, 5, 10) + 0) / 2)
 
 
 def test_pass_at_k_beyond_the_samples_is_a_load_error(tmp_path):
@@ -296,13 +298,13 @@ def test_mbpp_reference_solutions_pass_and_wrong_answers_fail(tmp_path):
     chosen = sample + with_setup
     answers = {d: ["```python\n" + docs[d]["code"] + "\n```"] for d in chosen}
     res, samples = _score(tmp_path / "ok", plan, answers)
-    assert res["n_items"] == len(chosen) and res["metrics"]["pass@1"]["value"] == 1.0, [s["exec"] for s in samples if s["verdict"] != "correct"][:3]
+    assert res.n_items == len(chosen) and res.metrics["pass@1"].value == 1.0, [s["exec"] for s in samples if s["verdict"] != "correct"][:3]
     # another task's code, and code that defines the function with a wrong result
     d0, d1 = sample[:2]
     name = re.search(r"def (\w+)", docs[d0]["code"]).group(1)
     answers = {d0: [f"def {name}(*args):\n    return None\n"], d1: [docs[d0]["code"]]}
     res, samples = _score(tmp_path / "bad", plan, answers)
-    assert res["metrics"]["pass@1"]["value"] == 0.0 and all(s["verdict"] == "wrong" for s in samples)
+    assert res.metrics["pass@1"].value == 0.0 and all(s["verdict"] == "wrong" for s in samples)
     assert all(s["exec"] != "passed" for s in samples)
 
 
@@ -316,17 +318,17 @@ def test_smollm2_runs_reasoning_and_code_tasks(tmp_path):
     tasks = "gsm8k,bbh_boolean_expressions,humaneval"
     proc = run_cli("run", "-m", "smollm2-135m-instruct", "-t", tasks, "--limit", "2", "-o", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    doc = json.loads((out / "results.json").read_text())
-    res = doc["results"]["smollm2-135m-instruct"]
+    doc = read_results(out)  # the typed results contract
+    res = doc.results["smollm2-135m-instruct"]
     assert set(res) == set(tasks.split(","))
     want = {"gsm8k": ("number_match", 2, {"cot", "direct"}), "bbh_boolean_expressions": ("exact_match", 2, {"direct", "cot"}),
             "humaneval": ("pass@1", 1, {"complete"})}
     for task, (metric, n_prompts, prompts) in want.items():
         r = res[task]
-        assert r["primary"] == metric and r["n_incomplete"] == 0 and r["n_items"] == 2 * n_prompts
-        m = r["metrics"][metric]
-        assert 0.0 <= m["value"] <= 1.0 and set(m["per_prompt"]) == prompts
-        assert doc["tasks"][task]["family"] in ("reasoning", "code generation")
+        assert r.primary == metric and r.n_incomplete == 0 and r.n_items == 2 * n_prompts and r.n_docs == 2
+        m = r.metrics[metric]
+        assert 0.0 <= m.value <= 1.0 and set(m.per_prompt) == prompts
+        assert doc.tasks[task].family in ("reasoning", "code generation")
     rows = [json.loads(x) for x in (out / "samples" / "smollm2-135m-instruct" / "humaneval.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all("exec" in r and r["verdict"] in ("correct", "wrong") for r in rows)
     bbh = [json.loads(x) for x in (out / "samples" / "smollm2-135m-instruct" / "bbh_boolean_expressions.jsonl").read_text().splitlines()]

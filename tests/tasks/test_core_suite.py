@@ -58,7 +58,8 @@ def test_reference_solutions_pass_and_wrong_ones_fail():
 
 @pytest.mark.parametrize("task", ["core_sentiment", "core_topic", "core_ner", "core_qa", "core_code", "core_sentiment_choice", "core_topic_choice"])
 def test_core_tasks_render_every_item(task):
-    from assay.evaluate import RunConfig, plan_tasks
+    from assay.config import RunConfig
+    from assay.plan import plan_tasks
 
     (plan,) = plan_tasks(RunConfig(models=("x",), tasks=(task,)))
     assert len(plan.instances) == len(plan.docs.rows) * len(plan.spec.prompts)

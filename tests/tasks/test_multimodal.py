@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from assay.cli import main  # noqa: E402
 from assay.data.sources import synthetic_dir  # noqa: E402
 from assay.errors import TaskError  # noqa: E402
-from assay.evaluate import plan_task  # noqa: E402
+from assay.plan import plan_task  # noqa: E402
 from assay.requests import IMAGE  # noqa: E402
 from assay.tasks.loader import load_task  # noqa: E402
 from assay.tasks.registry import builtin_index  # noqa: E402

@@ -8,7 +8,8 @@ import csv
 import pytest
 
 from assay.errors import DataError
-from assay.evaluate import RunConfig, plan_tasks
+from assay.config import RunConfig
+from assay.plan import plan_tasks
 
 HEADER = ["InputStoryid", "InputSentence1", "InputSentence2", "InputSentence3", "InputSentence4",
           "RandomFifthSentenceQuiz1", "RandomFifthSentenceQuiz2", "AnswerRightEnding"]

@@ -5,7 +5,9 @@ dict (schema in ``docs``-style comments below, and in DESIGN.md "Reports"):
 
 - ``runs``, ``models``, ``tasks``: provenance (fingerprints, template hashes, chat formats,
   package versions, dates, the code sandbox's mode and isolation);
-- ``scores``: task → model → primary metric (value, stderr, n, per-prompt values);
+- ``scores``: task → model → the headline metric (value, stderr, n documents, per-prompt
+  values) and the task's other metrics (``others``); each task lists its ``metrics`` and
+  their facts from the metric registry (percent, higher is better);
 - ``leaderboards``: overall and per task family, over the tasks every model ran;
 - ``languages``: model × language matrices of the multilingual datasets;
 - ``pairs``: paired statistics between every two models on the items both answered
@@ -31,12 +33,9 @@ from typing import Any
 
 from assay.errors import AssayError
 from assay.reports import paired
+from assay.results import RunResults, SandboxRecord, read_results
+from assay.scoring.metrics import facts as metric_facts
 
-RESULTS_NAME = "results.json"
-# metrics whose values are not fractions of 1, and those where lower is better; tasks scored
-# by them are listed per task but left out of the averaged leaderboards
-RAW_SCALE = {"perplexity", "bits_per_byte", "cider"}
-LOWER_IS_BETTER = {"perplexity", "bits_per_byte"}
 N_BOOT = 2000  # paired bootstrap resamples per comparison
 # the item viewer shows a prompt's last characters: a 5-shot prompt repeats the same examples
 # in every item, and whole prompts would make a report of thousands of items very large
@@ -56,12 +55,12 @@ def _when(ts: Any) -> str:
         return "?"
 
 
-def _sandbox(rec: Any) -> str:
+def _sandbox(rec: SandboxRecord | None) -> str:
     """How a run's code answers were isolated: ``mode: isolation used`` ('' without code tasks)."""
-    if not isinstance(rec, dict):
+    if rec is None:
         return ""
-    used = "; ".join(str(i) for i in rec.get("isolation") or []) or "no program ran"
-    return f"{rec.get('mode', '?')}: {used}"
+    used = "; ".join(rec.isolation) or "no program ran"
+    return f"{rec.mode}: {used}"
 
 
 def _text(x: Any) -> str:
@@ -76,30 +75,12 @@ def _text(x: Any) -> str:
 class _Run:
     index: int
     dir: Path
-    doc: dict[str, Any]
+    doc: RunResults
     ids: dict[str, str] = field(default_factory=dict)  # label in this run -> model id
 
 
-def load_results(run_dir: Path, required: Sequence[str] = ("results", "models", "tasks")) -> dict[str, Any]:
-    """A run folder's ``results.json``; a missing or unreadable file is one line naming it."""
-    path = Path(run_dir) / RESULTS_NAME
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AssayError(f"{path}: no results yet (run `assay score {run_dir}` first)") from None
-    except (OSError, ValueError) as exc:
-        raise AssayError(f"{path}: cannot read results: {exc}") from None
-    if not isinstance(doc, dict):
-        raise AssayError(f"{path}: not an assay results file (a JSON {type(doc).__name__}, not an object); `assay score {run_dir}` rewrites it from the run store")
-    for key in required:
-        if not isinstance(doc.get(key), dict):
-            raise AssayError(f"{path}: field '{key}' is missing or not a mapping")
-    return doc
-
-
 def _load(run_dir: Path, index: int) -> _Run:
-    doc = load_results(run_dir)
-    return _Run(index, Path(run_dir), doc)
+    return _Run(index, Path(run_dir), read_results(run_dir))
 
 
 def _read_samples(path: Path) -> list[dict[str, Any]]:
@@ -139,62 +120,65 @@ def build(run_dirs: Sequence[Path], *, n_boot: int = N_BOOT) -> dict[str, Any]:
     models: dict[str, dict[str, Any]] = {}
     by_fp: dict[tuple[str, str], str] = {}
     for run in runs:
-        for label in run.doc["results"]:
-            info = run.doc["models"].get(label, {})
-            key = (label, str(info.get("fingerprint", "")))
+        for label in run.doc.results:
+            rec = run.doc.models.get(label)
+            key = (label, rec.fingerprint if rec else "")
             if key in by_fp:
                 run.ids[label] = by_fp[key]
                 continue
             mid = label if label not in models else f"{label} (run {run.index + 1})"
             by_fp[key] = run.ids[label] = mid
             models[mid] = {
-                "id": mid, "name": info.get("name", label), "backend": info.get("backend", "?"),
-                "fingerprint": info.get("fingerprint", "?"), "run": run.index,
-                "args": {k: _text(v) for k, v in sorted((info.get("args") or {}).items())},
+                "id": mid, "name": (rec.name if rec else "") or label, "backend": rec.backend if rec else "?",
+                "fingerprint": rec.fingerprint if rec else "?", "run": run.index,
+                "args": {k: _text(v) for k, v in sorted((rec.args if rec else {}).items())},
             }
 
     tasks: dict[str, dict[str, Any]] = {}
     scores: dict[str, dict[str, dict[str, Any]]] = {}
     notes: list[str] = []
     for run in runs:
-        for name, meta in run.doc["tasks"].items():
+        for name, meta in run.doc.tasks.items():
             prev = tasks.get(name)
-            if prev is not None and prev["hash"] != meta.get("hash"):
-                notes.append(f"Task {name} differs between runs (template hash {prev['hash']} vs {meta.get('hash')}); the later run's definition is listed.")
-            group = list(meta.get("group") or [])
-            language = meta.get("language")
+            if prev is not None and prev["hash"] != meta.hash:
+                notes.append(f"Task {name} differs between runs (template hash {prev['hash']} vs {meta.hash}); the later run's definition is listed.")
+            group = list(meta.group)
+            language = meta.language
             entry = tasks.setdefault(name, {"name": name, "chat_formats": {}, "runs": []})
             entry.update(
-                family=meta.get("family") or "other", language=language,
+                family=meta.family or "other", language=language,
                 dataset=group[0] if (language and group) else name,
-                description=meta.get("description", ""), hash=meta.get("hash", "?"), version=meta.get("version", 1),
-                prompts={pid: p.get("hash", "?") for pid, p in (meta.get("prompts") or {}).items()}, group=group,
+                description=meta.description, hash=meta.hash, version=meta.version,
+                prompts={pid: p.hash for pid, p in meta.prompts.items()}, group=group,
             )
             entry["runs"].append(run.index)
-            for label, per_prompt in (meta.get("chat_format") or {}).items():
+            for label, per_prompt in meta.chat_format.items():
                 if label in run.ids:
-                    entry["chat_formats"][run.ids[label]] = {
-                        pid: f"{cf.get('name', '?')} ({cf.get('template_hash', '-')})" for pid, cf in per_prompt.items()
-                    }
-        for label, by_task in run.doc["results"].items():
+                    entry["chat_formats"][run.ids[label]] = {pid: f"{cf.name} ({cf.template_hash})" for pid, cf in per_prompt.items()}
+        for label, by_task in run.doc.results.items():
             mid = run.ids[label]
             for name, res in by_task.items():
-                primary = res.get("primary")
-                m = (res.get("metrics") or {}).get(primary) or {}
-                if m.get("value") is None or (isinstance(m["value"], float) and math.isnan(m["value"])):
+                m = res.metrics.get(res.primary)
+                if m is None or m.value is None or math.isnan(m.value):
                     continue
-                tasks[name]["metric"] = primary
-                if res.get("n_truncated"):
-                    tasks[name].setdefault("truncated", {})[mid] = f"{res['n_truncated']} of {res.get('n_items', '?')}"
+                tasks[name]["metric"] = res.primary
+                # every metric the task declares, the headline first (shown beside it)
+                tasks[name]["metrics"] = [res.primary] + [k for k in res.metrics if k != res.primary]
+                if res.n_truncated:
+                    tasks[name].setdefault("truncated", {})[mid] = f"{res.n_truncated} of {res.n_items}"
                 scores.setdefault(name, {})[mid] = {
-                    "value": m["value"], "stderr": m.get("stderr"), "n": res.get("n_items", 0),
-                    "per_prompt": {pid: v.get("value") for pid, v in (m.get("per_prompt") or {}).items() if v.get("value") is not None},
+                    "value": m.value, "stderr": m.stderr, "n": res.documents,
+                    "per_prompt": {pid: v.value for pid, v in m.per_prompt.items() if v.value is not None},
                     "run": run.index,
+                    "others": {k: {"value": v.value, "stderr": v.stderr} for k, v in res.metrics.items() if k != res.primary and v.value is not None},
                 }
     for name, t in tasks.items():
         metric = t.setdefault("metric", "?")
-        t["percent"] = metric not in RAW_SCALE
-        t["higher_is_better"] = metric not in LOWER_IS_BETTER
+        t.setdefault("metrics", [metric])
+        facts = metric_facts(metric)
+        t["percent"] = facts.percent
+        t["higher_is_better"] = facts.higher_is_better
+        t["metric_facts"] = {k: {"percent": metric_facts(k).percent, "higher_is_better": metric_facts(k).higher_is_better} for k in t["metrics"]}
     order = sorted(tasks, key=lambda n: (tasks[n]["family"], n))
     tasks = {n: tasks[n] for n in order}
     model_ids = list(models)
@@ -210,10 +194,10 @@ def build(run_dirs: Sequence[Path], *, n_boot: int = N_BOOT) -> dict[str, Any]:
         "created": _when(time.time()),
         "runs": [
             {
-                "dir": str(r.dir), "created": _when(r.doc.get("created")), "scored": _when(r.doc.get("scored")),
-                "tasks": list(r.doc["tasks"]), "models": list(dict.fromkeys(r.ids.values())),
-                "environment": dict(r.doc.get("environment") or {}), "config": dict(r.doc.get("config") or {}),
-                "sandbox": _sandbox(r.doc.get("sandbox")),
+                "dir": str(r.dir), "created": _when(r.doc.created), "scored": _when(r.doc.scored),
+                "tasks": list(r.doc.tasks), "models": list(dict.fromkeys(r.ids.values())),
+                "environment": dict(r.doc.environment), "config": dict(r.doc.config or {}),
+                "sandbox": _sandbox(r.doc.sandbox),
             }
             for r in runs
         ],
@@ -233,7 +217,7 @@ def _items(runs: list[_Run], tasks: dict[str, dict[str, Any]], scores: dict[str,
     found: dict[tuple[str, str, str], dict[str, Any]] = {}
     for run in runs:
         for label, mid in run.ids.items():
-            for name in run.doc["results"].get(label, {}):
+            for name in run.doc.results.get(label, {}):
                 if scores.get(name, {}).get(mid, {}).get("run") != run.index:
                     continue  # this model's task was scored again in a later run
                 path = run.dir / "samples" / label / f"{name}.jsonl"

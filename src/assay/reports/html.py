@@ -153,6 +153,7 @@ class TaskRow:
     metric: str
     description: str
     cells: list[Cell]
+    secondary: bool = False  # another metric the task declares, under its headline row
 
 
 @dataclass(frozen=True)
@@ -238,33 +239,51 @@ def _score(doc: Mapping[str, Any], task: str, model: str) -> Mapping[str, Any] |
     return entry if isinstance(entry, Mapping) else None
 
 
-def _metric_header(task: Mapping[str, Any]) -> str:
-    metric = str(task.get("metric", "score"))
-    return f"{metric} (%)" if task.get("percent") else metric
+def _metric_header(metric: str, percent: bool) -> str:
+    return f"{metric} (%)" if percent else metric
 
 
-def _task_row(doc: Mapping[str, Any], ix: _Index, name: str) -> TaskRow:
-    """A per-task row; the best value is bold (ties all bold): the highest, or the lowest for
-    a metric where lower is better (perplexity)."""
-    percent = ix.percent(name)
-    values = {m: _finite((_score(doc, name, m) or {}).get("value")) for m in ix.models}
+def _task_row(doc: Mapping[str, Any], ix: _Index, name: str, metric: str | None = None) -> TaskRow:
+    """A per-task row of its headline metric (``metric`` None) or of another metric it
+    declares; the best value is bold (ties all bold): the highest, or the lowest for a metric
+    where lower is better (perplexity)."""
+    task = ix.tasks[name]
+    facts = (task.get("metric_facts") or {}).get(metric) if metric else None
+    percent = bool(facts["percent"]) if facts else ix.percent(name)
+    higher = bool(facts["higher_is_better"]) if facts else bool(task.get("higher_is_better", True))
+
+    def entry_of(m: str) -> Mapping[str, Any] | None:
+        e = _score(doc, name, m)
+        if e is None or metric is None:
+            return e
+        other = (e.get("others") or {}).get(metric)
+        return other if isinstance(other, Mapping) else None
+
+    values = {m: _finite((entry_of(m) or {}).get("value")) for m in ix.models}
     present = [v for v in values.values() if v is not None]
-    pick = max if ix.tasks[name].get("higher_is_better", True) else min
+    pick = max if higher else min
     best = pick(present) if len(present) > 1 else None
     cells = []
     for m in ix.models:
-        entry = _score(doc, name, m)
+        entry = entry_of(m)
         v = values[m]
         if entry is None or v is None:
             cells.append(Cell(_DASH, missing=True))
             continue
         cells.append(Cell(fmt_value(v, percent), fmt_stderr(entry.get("stderr"), percent), best is not None and v == best))
-    task = ix.tasks[name]
-    return TaskRow(name, _metric_header(task), str(task.get("description") or ""), cells)
+    header = _metric_header(metric or str(task.get("metric", "score")), percent)
+    return TaskRow(name, header, str(task.get("description") or ""), cells, secondary=metric is not None)
 
 
 def _per_task(doc: Mapping[str, Any], ix: _Index) -> list[FamilyGroup]:
-    return [FamilyGroup(f, [_task_row(doc, ix, t) for t in ix.family_tasks(f)]) for f in ix.families]
+    groups = []
+    for f in ix.families:
+        rows = []
+        for t in ix.family_tasks(f):
+            rows.append(_task_row(doc, ix, t))
+            rows += [_task_row(doc, ix, t, m) for m in list(ix.tasks[t].get("metrics") or [])[1:]]
+        groups.append(FamilyGroup(f, rows))
+    return groups
 
 
 def _leaderboard(entry: Mapping[str, Any], ix: _Index) -> Leaderboard:

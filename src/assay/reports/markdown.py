@@ -44,17 +44,22 @@ def render_markdown(doc: dict[str, Any]) -> str:
     rows = []
     for name, t in tasks.items():
         sc = doc["scores"].get(name, {})
-        present = [sc[m]["value"] for m in models if m in sc]
-        best = (max if t["higher_is_better"] else min)(present) if present else None
-        cells = []
-        for m in models:
-            if m not in sc:
-                cells.append("—")
-                continue
-            text = fmt(sc[m]["value"], t["percent"], sc[m].get("stderr"))
-            cells.append(f"**{text}**" if len(present) > 1 and sc[m]["value"] == best else text)
-        metric = f"{t['metric']} (%)" if t["percent"] else t["metric"]
-        rows.append([t["family"], name, metric, *cells])
+        names = list(t.get("metrics") or [t["metric"]])
+        for k, metric in enumerate(names):
+            facts = (t.get("metric_facts") or {}).get(metric) or {"percent": t["percent"], "higher_is_better": t["higher_is_better"]}
+            entries = {m: (sc[m] if k == 0 else (sc[m].get("others") or {}).get(metric)) for m in models if m in sc}
+            entries = {m: e for m, e in entries.items() if e is not None}
+            present = [e["value"] for e in entries.values()]
+            best = (max if facts["higher_is_better"] else min)(present) if present else None
+            cells = []
+            for m in models:
+                if m not in entries:
+                    cells.append("—")
+                    continue
+                text = fmt(entries[m]["value"], facts["percent"], entries[m].get("stderr"))
+                cells.append(f"**{text}**" if len(present) > 1 and entries[m]["value"] == best else text)
+            label = f"{metric} (%)" if facts["percent"] else metric
+            rows.append([t["family"] if k == 0 else "", name if k == 0 else "", label, *cells])
     out += _table(["family", "task", "metric", *models], rows)
 
     for lang in doc["languages"]:

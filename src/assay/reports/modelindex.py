@@ -14,73 +14,51 @@ from typing import Any
 import yaml
 
 from assay.errors import AssayError
+from assay.results import MetricResult, RunResults, TaskInfo
+from assay.scoring.metrics import card_type, facts
 
-METRIC_TYPES = {
-    "acc": "Accuracy",
-    "acc_norm": "Accuracy (length-normalised)",
-    "exact_match": "Exact Match",
-    "f1": "F1",
-    "label_acc": "Accuracy",
-    "macro_f1": "Macro F1",
-    "entity_f1": "F1",
-    "perplexity": "Perplexity",
-    "vqa_accuracy": "VQA Accuracy",
-    "cider": "CIDEr",
-    "bleu4": "BLEU-4",
-    "text_score": "Text Score",
-    "image_score": "Image Score",
-    "group_score": "Group Score",
-}
 AGGREGATES = ("max", "median", "mean")
 
 
-def _metric_type(name: str) -> str:
-    if name.startswith("pass@"):
-        return "Pass@" + name.removeprefix("pass@")
-    return METRIC_TYPES.get(name, name)
+def _value(name: str, m: MetricResult, how: str) -> float | None:
+    v = m.value if how == "median" else getattr(m, how)
+    if v is None and not m.per_prompt:  # a metric without per-prompt values: its one value
+        v = m.value
+    return None if v is None else facts(name).card_value(v)
 
 
-def _card(task: str, info: dict[str, Any]) -> dict[str, str]:
-    if "card" in info:  # resolved by TaskSpec.card_info when the run was made
-        return {"type": info["card"]["type"], "name": info["card"]["name"], "config": info["card"].get("config") or ""}
-    card: dict[str, Any] = {}
-    dtype = card.get("type") or task.split("_")[0]
-    config = card.get("config") or info.get("language") or ""
-    name = card.get("name") or (f"{dtype.upper()} ({config})" if config else dtype.upper())
-    return {"type": dtype, "name": name, "config": config}
+def _card(task: str, info: TaskInfo) -> dict[str, str]:
+    if info.card:  # resolved by TaskSpec.card_info when the run was made
+        return {"type": info.card["type"], "name": info.card["name"], "config": info.card.get("config") or ""}
+    dtype = task.split("_")[0]
+    config = info.language or ""
+    return {"type": dtype, "name": f"{dtype.upper()} ({config})" if config else dtype.upper(), "config": config}
 
 
-def _value(m: dict[str, Any], how: str) -> float | None:
-    v = m.get(how) if how != "median" else m.get("value")
-    if v is None and "per_prompt" not in m:
-        v = m.get("value")
-    return None if v is None else round(100.0 * v, 2) if abs(v) <= 1.0 else round(v, 2)
-
-
-def model_index(doc: dict[str, Any], model: str, how: str = "max", name: str | None = None) -> dict[str, Any]:
-    """The model-index mapping for one model of a results document."""
+def model_index(doc: RunResults, model: str, how: str = "max", name: str | None = None) -> dict[str, Any]:
+    """The model-index mapping for one model of a run's results: every metric each task
+    declares (its headline first), each formatted as the metric registry says."""
     if how not in AGGREGATES:
         raise AssayError(f"--aggregate must be one of {', '.join(AGGREGATES)}")
-    if model not in doc["results"]:
-        raise AssayError(f"no model '{model}' in these results (have: {', '.join(doc['results'])})")
+    if model not in doc.results:
+        raise AssayError(f"no model '{model}' in these results (have: {', '.join(doc.results)})")
     entries = []
-    for task, res in doc["results"][model].items():
-        info = doc["tasks"][task]
+    for task, res in doc.results[model].items():
+        info = doc.tasks.get(task) or TaskInfo()
         card = _card(task, info)
-        names = [res["primary"]] + [k for k in res["metrics"] if k.startswith("pass@") and k != res["primary"]]
         metrics = []
-        for mname in names:
-            val = _value(res["metrics"][mname], how)
+        for mname in [res.primary] + [k for k in res.metrics if k != res.primary]:
+            val = _value(mname, res.metrics[mname], how)
             if val is not None:
-                metrics.append({"type": _metric_type(mname), "value": val})
+                metrics.append({"type": card_type(mname), "value": val})
         if not metrics:
             continue
         dataset: dict[str, Any] = {"type": card["type"], "name": card["name"]}
         if card["config"]:
             dataset["config"] = card["config"]
-        dataset["split"] = info["dataset"]["split"]
-        dataset["revision"] = info["dataset"]["revision"]
-        entries.append({"task": {"type": info.get("family") or "Other"}, "dataset": dataset, "metrics": metrics})
+        dataset["split"] = info.dataset.split
+        dataset["revision"] = info.dataset.revision
+        entries.append({"task": {"type": info.family or "Other"}, "dataset": dataset, "metrics": metrics})
     return {"model-index": [{"name": name or model, "results": entries}]}
 
 
@@ -118,7 +96,7 @@ def merge_readme(text: str, block: dict[str, Any]) -> str:
     return f"---\n{body}{new}---\n{text[m.end():]}"
 
 
-def write(doc: dict[str, Any], model: str, out: Path | None, readme: Path | None, how: str, name: str | None) -> str:
+def write(doc: RunResults, model: str, out: Path | None, readme: Path | None, how: str, name: str | None) -> str:
     block = model_index(doc, model, how, name)
     if readme is not None:
         try:

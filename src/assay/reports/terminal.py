@@ -20,11 +20,9 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-_PERCENT = {
-    "acc", "acc_norm", "exact_match", "f1", "label_acc", "macro_f1", "entity_f1", "entity_precision", "entity_recall", "entity_f1_typed",
-    "number_match", "mc2", "vqa_accuracy", "bleu4", "cider", "text_score", "image_score", "group_score",
-}  # shown ×100 (CIDEr too, as papers report it)
-
+from assay.events import Observer
+from assay.results import RunResults
+from assay.scoring.metrics import fmt_score
 
 class _Rate(ProgressColumn):
     def render(self, task: Any) -> Text:
@@ -32,18 +30,9 @@ class _Rate(ProgressColumn):
         return Text(f"{speed:.1f} req/s" if speed else "- req/s", style="cyan")
 
 
-def fmt(metric: str, value: float | None, stderr: float | None) -> str:
-    if value is None:
-        return "-"
-    pct = metric in _PERCENT or metric.startswith("pass@")
-    scale = 100.0 if pct else 1.0
-    s = f"{value * scale:.1f}" if pct else f"{value:.3f}"
-    if stderr is not None:
-        s += f" ± {stderr * scale:.1f}" if pct else f" ± {stderr:.3f}"
-    return s
+class UI(Observer):
+    """The terminal's observer of a run (``events.Observer``)."""
 
-
-class UI:
     def __init__(self, console: Console | None = None, quiet: bool = False):
         self.console = console or Console(stderr=True)
         self.out = Console()
@@ -72,39 +61,53 @@ class UI:
             task = bar.add_task(label, total=total)
             yield lambda n: bar.advance(task, n)
 
-    def leaderboard(self, doc: dict[str, Any]) -> None:
+    def leaderboard(self, results: RunResults) -> None:
         if self.quiet:
             return
-        self.out.print(leaderboard_table(doc))
+        self.out.print(leaderboard_table(results))
 
 
-def leaderboard_table(doc: dict[str, Any]) -> Table:
-    models = list(doc["results"])
+def leaderboard_table(doc: RunResults) -> Table:
+    """One row per (task, metric): a task's headline metric first, then every other metric
+    it declares; under each group, one row per headline metric of its tasks, averaged over
+    the tasks that report that metric (never across metrics). ``n`` counts documents."""
+    models = list(doc.results)
     table = Table(title="assay leaderboard", show_lines=False)
     table.add_column("task", style="bold")
     table.add_column("metric")
     table.add_column("n", justify="right")
     for m in models:
         table.add_column(m, justify="right")
-    tasks = list(doc["tasks"])
     grouped: dict[str, list[str]] = {}
-    for t in tasks:
-        grouped.setdefault((doc["tasks"][t].get("group") or [""])[0], []).append(t)
+    for t, info in doc.tasks.items():
+        grouped.setdefault((info.group or [""])[0], []).append(t)
     for group, members in grouped.items():
         for t in members:
-            first = doc["results"][models[0]].get(t) if models else None
-            primary = first["primary"] if first else "-"
-            n = str(first["n_items"]) if first else "-"
-            cells = []
+            first = next((doc.results[m][t] for m in models if t in doc.results[m]), None)
+            if first is None:
+                continue
+            names = [first.primary] + [n for n in first.metrics if n != first.primary]
+            for k, name in enumerate(names):
+                cells = []
+                for m in models:
+                    r = doc.results[m].get(t)
+                    mm = r.metrics.get(name) if r else None
+                    cells.append(fmt_score(name, mm.value, mm.stderr) if mm else "-")
+                label = (f"  {t}" if group else t) if k == 0 else ""
+                table.add_row(label, name if k == 0 else Text(name, style="dim"), str(first.documents) if k == 0 else "", *cells)
+        if not group:
+            continue
+        per_model = {m: doc.groups.get(m, {}).get(group) for m in models}
+        heads: list[str] = []
+        for g in per_model.values():
+            if g is not None:
+                heads += [h for h in [g.primary, *g.other_headlines] if h not in heads]
+        for k, name in enumerate(heads):
+            cells, n_tasks = [], 0
             for m in models:
-                r = doc["results"][m].get(t)
-                mm = r["metrics"].get(primary, {}) if r else {}
-                cells.append(fmt(primary, mm.get("value"), mm.get("stderr")))
-            table.add_row(f"  {t}" if group else t, primary, n, *cells)
-        if group and any(group in doc["groups"].get(m, {}) for m in models):
-            cells = []
-            for m in models:
-                g = doc["groups"].get(m, {}).get(group)
-                cells.append(fmt("acc", g["value"], g["stderr"]) if g else "-")
-            table.add_row(Text(f"{group} (mean of {len(members)})", style="bold magenta"), "", "", *cells, end_section=True)
+                gm = per_model[m].metrics.get(name) if per_model[m] else None
+                cells.append(fmt_score(name, gm.value, gm.stderr) if gm else "-")
+                n_tasks = max(n_tasks, gm.n_tasks if gm else 0)
+            title = f"{group} (mean of {n_tasks})" if k == 0 else f"{group} · {name} (mean of {n_tasks})"
+            table.add_row(Text(title, style="bold magenta"), name, "", *cells, end_section=k == len(heads) - 1)
     return table

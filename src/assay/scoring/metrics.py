@@ -3,6 +3,13 @@
 Means get the analytic standard error; corpus-level scores (micro/macro F1, perplexity) a
 bootstrap over items. Every metric declares the output types it applies to, so a task that
 names a metric it cannot compute fails at validation time, not after inference.
+
+Every metric also states the facts the rest of assay needs to show and combine its values,
+in one place (``METRICS``): its scale (a fraction of 1, shown ×100 as a percentage, or a raw
+value shown as computed), whether higher is better, and how it aggregates over items (a mean
+of per-item values, a corpus-level score, or a perplexity from summed log-likelihoods). The
+terminal, the reports and the model-card export all format through ``fmt_score``/``facts``;
+group means average one metric name at a time (``scoring.aggregate``), never across scales.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from assay.scoring import stats, text, vision
 from assay.scoring.answers import extract_number, normalize_number
 from assay.scoring.entities import entity_counts, prf
 from assay.scoring.code import pass_at_k
+from assay.tasks.spec import metric_display_name
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,10 @@ class Item:
     labels: tuple[str, ...] = ()  # label set for macro F1
 
 
+FRACTION, RAW = "fraction", "raw"  # scales: a fraction of 1 (shown ×100, %), or a raw value
+MEAN, CORPUS, PERPLEXITY = "mean", "corpus", "perplexity"  # how items aggregate
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str
@@ -45,6 +57,30 @@ class Metric:
     aggregate: Callable[[list[Any], dict[str, Any]], tuple[float, float]]
     description: str = ""
     args: tuple[str, ...] = field(default_factory=tuple)
+    scale: str = FRACTION
+    higher_is_better: bool = True
+    aggregation: str = MEAN
+    card_type: str = ""  # the model-index ``metrics[].type`` (default: the name)
+
+    @property
+    def percent(self) -> bool:
+        """Shown ×100 as a percentage (a fraction of 1)."""
+        return self.scale == FRACTION
+
+    def fmt(self, value: float | None, stderr: float | None = None) -> str:
+        """``61.2 ± 1.4`` for a fraction, ``40.132 ± 2.051`` for a raw value, ``-`` for none."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "-"
+        f = 100.0 if self.percent else 1.0
+        digits = 1 if self.percent else 3
+        out = f"{value * f:.{digits}f}"
+        if stderr is not None and not (isinstance(stderr, float) and math.isnan(stderr)):
+            out += f" ± {stderr * f:.{digits}f}"
+        return out
+
+    def card_value(self, value: float) -> float:
+        """The value a model card shows: percentages with two decimals, raw values with four."""
+        return round(100.0 * value, 2) if self.percent else round(value, 4)
 
 
 def _mean(values: list[Any], _: dict[str, Any]) -> tuple[float, float]:
@@ -267,27 +303,29 @@ MC, GEN, ROLL, LL, MATCH = ("multiple_choice",), ("generate",), ("rolling",), ("
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric("acc", MC + LL, _acc, _mean, "accuracy: the choice with the highest log-likelihood (for a single continuation: greedy decoding would produce it)"),
-        Metric("mc2", MC, _mc2, _mean, "normalised probability of the true answers (TruthfulQA MC2)"),
-        Metric("acc_norm", MC, _acc_norm, _mean, "accuracy with log-likelihood divided by the choice's length in characters"),
-        Metric("exact_match", GEN, _em, _mean, "SQuAD exact match after normalisation, best over gold answers"),
-        Metric("f1", GEN, _f1, _mean, "SQuAD token F1, best over gold answers"),
-        Metric("number_match", GEN, _number_match, _mean, "the extracted number equals the target's (GSM8K: after ####), compared as numbers"),
-        Metric("label_acc", GEN, _label_acc, _mean, "accuracy of the label mapped from a free-text answer"),
-        Metric("macro_f1", MC + GEN, _label_pair, _macro_f1_agg, "macro-averaged F1 over labels"),
-        Metric("entity_f1", GEN, _entity_counts(False), _prf_agg(2), "entity-level micro F1 on spans (args.type: that type's entities only)", ("type",)),
-        Metric("entity_precision", GEN, _entity_counts(False), _prf_agg(0), "entity-level micro precision on spans (args.type: that type's entities only)", ("type",)),
-        Metric("entity_recall", GEN, _entity_counts(False), _prf_agg(1), "entity-level micro recall on spans (args.type: that type's entities only)", ("type",)),
-        Metric("entity_f1_typed", GEN, _entity_counts(True), _prf_agg(2), "entity-level micro F1, span and type must match", ("type",)),
+        Metric("acc", MC + LL, _acc, _mean, "accuracy: the choice with the highest log-likelihood (for a single continuation: greedy decoding would produce it)", card_type="Accuracy"),
+        Metric("mc2", MC, _mc2, _mean, "normalised probability of the true answers (TruthfulQA MC2)", card_type="MC2"),
+        Metric("acc_norm", MC, _acc_norm, _mean, "accuracy with log-likelihood divided by the choice's length in characters", card_type="Accuracy (length-normalised)"),
+        Metric("exact_match", GEN, _em, _mean, "SQuAD exact match after normalisation, best over gold answers", card_type="Exact Match"),
+        Metric("f1", GEN, _f1, _mean, "SQuAD token F1, best over gold answers", card_type="F1"),
+        Metric("number_match", GEN, _number_match, _mean, "the extracted number equals the target's (GSM8K: after ####), compared as numbers", card_type="Exact Match (number)"),
+        Metric("label_acc", GEN, _label_acc, _mean, "accuracy of the label mapped from a free-text answer", card_type="Accuracy"),
+        Metric("macro_f1", MC + GEN, _label_pair, _macro_f1_agg, "macro-averaged F1 over labels", aggregation=CORPUS, card_type="Macro F1"),
+        Metric("entity_f1", GEN, _entity_counts(False), _prf_agg(2), "entity-level micro F1 on spans (args.type: that type's entities only)", ("type",), aggregation=CORPUS, card_type="F1"),
+        Metric("entity_precision", GEN, _entity_counts(False), _prf_agg(0), "entity-level micro precision on spans (args.type: that type's entities only)", ("type",), aggregation=CORPUS, card_type="Precision"),
+        Metric("entity_recall", GEN, _entity_counts(False), _prf_agg(1), "entity-level micro recall on spans (args.type: that type's entities only)", ("type",), aggregation=CORPUS, card_type="Recall"),
+        Metric("entity_f1_typed", GEN, _entity_counts(True), _prf_agg(2), "entity-level micro F1, span and type must match", ("type",), aggregation=CORPUS, card_type="F1 (typed)"),
         Metric("pass_at_k", GEN, _pass_at_k, _mean, "unbiased pass@k over n samples per problem", ("k",)),
-        Metric("perplexity", ROLL + LL, _perplexity_item, _perplexity, "rolling: token perplexity; loglikelihood: exp(-mean item log-likelihood), as lm-evaluation-harness reports LAMBADA"),
-        Metric("bits_per_byte", ROLL, _rolling_item, _bits_per_byte, "bits per UTF-8 byte"),
-        Metric("vqa_accuracy", GEN, _vqa_accuracy, _mean, "VQA accuracy: official answer normalisation, min(#matching humans / 3, 1) averaged over the leave-one-out subsets"),
-        Metric("cider", GEN, _caption_pair, _cider_agg, "CIDEr-D (COCO caption protocol; document frequencies from this set's references; ×10 scale)"),
-        Metric("bleu4", GEN, _bleu4_item, _bleu4_agg, "corpus BLEU-4 against all references (closest reference length), as the COCO caption toolkit"),
-        Metric("text_score", MATCH, _match(vision.match_text_score), _mean, "image-text matching: every image scores its own caption highest (Winoground text score)"),
-        Metric("image_score", MATCH, _match(vision.match_image_score), _mean, "image-text matching: every caption scores highest with its own image (Winoground image score)"),
-        Metric("group_score", MATCH, _match(vision.match_group_score), _mean, "image-text matching: text and image score both (Winoground group score)"),
+        Metric("perplexity", ROLL + LL, _perplexity_item, _perplexity, "rolling: token perplexity; loglikelihood: exp(-mean item log-likelihood), as lm-evaluation-harness reports LAMBADA",
+               scale=RAW, higher_is_better=False, aggregation=PERPLEXITY, card_type="Perplexity"),
+        Metric("bits_per_byte", ROLL, _rolling_item, _bits_per_byte, "bits per UTF-8 byte", scale=RAW, higher_is_better=False, aggregation=PERPLEXITY, card_type="Bits per Byte"),
+        Metric("vqa_accuracy", GEN, _vqa_accuracy, _mean, "VQA accuracy: official answer normalisation, min(#matching humans / 3, 1) averaged over the leave-one-out subsets", card_type="VQA Accuracy"),
+        Metric("cider", GEN, _caption_pair, _cider_agg, "CIDEr-D (COCO caption protocol; document frequencies from this set's references), as the toolkit returns it (papers print it ×100)",
+               scale=RAW, aggregation=CORPUS, card_type="CIDEr"),
+        Metric("bleu4", GEN, _bleu4_item, _bleu4_agg, "corpus BLEU-4 against all references (closest reference length), as the COCO caption toolkit", aggregation=CORPUS, card_type="BLEU-4"),
+        Metric("text_score", MATCH, _match(vision.match_text_score), _mean, "image-text matching: every image scores its own caption highest (Winoground text score)", card_type="Text Score"),
+        Metric("image_score", MATCH, _match(vision.match_image_score), _mean, "image-text matching: every caption scores highest with its own image (Winoground image score)", card_type="Image Score"),
+        Metric("group_score", MATCH, _match(vision.match_group_score), _mean, "image-text matching: text and image score both (Winoground group score)", card_type="Group Score"),
     )
 }
 
@@ -298,12 +336,32 @@ def metric(name: str) -> Metric:
     return METRICS[name]
 
 
-def display_name(name: str, args: dict[str, Any]) -> str:
-    if name == "pass_at_k":
-        return f"pass@{args.get('k', 1)}"
-    if name.startswith("entity_") and args.get("type"):
-        return f"{name}[{args['type']}]"
-    return name
+def facts(display: str) -> Metric:
+    """The metric behind a name as results show it (``pass@10``, ``entity_f1[PER]``, ``acc``).
+    A name assay does not know (a results file from elsewhere) reads as a raw value where
+    higher is better, so it is shown as stored and never averaged with known metrics."""
+    base = "pass_at_k" if display.startswith("pass@") else display.split("[", 1)[0]
+    m = METRICS.get(base)
+    if m is None:
+        return Metric(display, (), _item_logprob, _mean, "a metric this version of assay does not know", scale=RAW)
+    return m
+
+
+def fmt_score(display: str, value: float | None, stderr: float | None = None) -> str:
+    """A value (and its standard error) as every view shows it: see ``Metric.fmt``."""
+    return facts(display).fmt(value, stderr)
+
+
+def card_type(display: str) -> str:
+    """The model-index metric type of a metric as results name it."""
+    if display.startswith("pass@"):
+        return "Pass@" + display.removeprefix("pass@")
+    m = facts(display)
+    kind = m.card_type or display
+    return f"{kind} [{display.split('[', 1)[1]}" if "[" in display and m.card_type else kind
+
+
+display_name = metric_display_name
 
 
 def check_metrics(task: str, output_type: str, specs: Sequence[Any]) -> None:

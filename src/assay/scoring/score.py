@@ -18,6 +18,7 @@ from assay.scoring.entities import entity_counts, prf
 from assay.scoring.code import check_many, code_job
 from assay.scoring.sandbox import limits_for
 from assay.scoring.extract import extract, label_map, vote
+from assay.results import MetricResult, SandboxRecord, TaskResult
 from assay.store.runs import RunStore
 from assay.tasks.spec import TaskSpec
 
@@ -140,7 +141,7 @@ def _build_items(spec: TaskSpec, rows: list, results: dict, sandbox: str = "auto
                 # how its programs were sandboxed (None: none ran, e.g. no code found)
                 used = isolation.get(i) or [None]
                 s.sample["sandbox"] = used[0] if len(used) == 1 else used
-    primary = spec.metrics[0].name
+    primary = M.facts(spec.headline()).name
     for s in out:
         sc = _item_score(s.item, primary)
         s.sample["score"] = None if math.isnan(sc) else round(sc, 6)
@@ -167,12 +168,12 @@ def _summary(per_prompt: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def score_task(store: RunStore, model_label: str, model_fp: str, spec: TaskSpec, sandbox: str = "auto") -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def score_task(store: RunStore, model_label: str, model_fp: str, spec: TaskSpec, sandbox: str = "auto") -> tuple[TaskResult, list[dict[str, Any]]]:
     """A task's result and samples; ``sandbox`` is the ``--sandbox`` mode of code tasks."""
     rows = store.instances(model_label, spec.task)
     results = store.results(model_fp, [k for r in rows for k in r[3]])
     scored, missing = _build_items(spec, rows, results, sandbox)
-    metrics_out: dict[str, Any] = {}
+    metrics_out: dict[str, MetricResult] = {}
     prompts = [p.id for p in spec.prompts if any(s.prompt_id == p.id for s in scored)]
     for m in spec.metrics:
         met = M.metric(m.name)
@@ -182,13 +183,15 @@ def score_task(store: RunStore, model_label: str, model_fp: str, spec: TaskSpec,
             value, se = met.aggregate(vals, m.args)
             per_prompt[pid] = {"value": _clean(value), "stderr": _clean(se), "n": len(vals)}
         name = M.display_name(m.name, m.args)
-        metrics_out[name] = {**_summary(per_prompt), "per_prompt": per_prompt} if per_prompt else {"value": None, "stderr": None}
-    primary = M.display_name(spec.metrics[0].name, spec.metrics[0].args)
+        metrics_out[name] = MetricResult.model_validate({**_summary(per_prompt), "per_prompt": per_prompt}) if per_prompt else MetricResult()
     n_cut = sum(1 for s in scored if s.sample.get("truncated_tokens"))
-    result = {"primary": primary, "metrics": metrics_out, "n_items": len(scored), "n_incomplete": missing, "n_truncated": n_cut}
+    result = TaskResult(
+        primary=spec.headline(), metrics=metrics_out, n_items=len(scored), n_docs=len({s.doc_id for s in scored}),
+        n_incomplete=missing, n_truncated=n_cut,
+    )
     if spec.extract.name == "code":  # the mode asked for and the isolation its programs got
         used = {u for s in scored for u in _as_list(s.sample.get("sandbox")) if u}
-        result["sandbox"] = {"mode": sandbox, "isolation": sorted(used)}
+        result.sandbox = SandboxRecord(mode=sandbox, isolation=sorted(used))
     return result, [s.sample for s in scored]
 
 

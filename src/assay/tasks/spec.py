@@ -118,10 +118,13 @@ TargetType = Literal["index", "text"]
 
 
 def _without_unset_target_type(out: Any) -> Any:
-    """Dumps (and so content and template hashes) leave out an unset ``target_type``: the
-    hashes of tasks that do not set it are the ones they had before the field existed."""
-    if isinstance(out, dict) and out.get("target_type", "") is None:
-        del out["target_type"]
+    """Dumps (and so content and template hashes) leave out an unset ``target_type`` and
+    ``primary``: the hashes of tasks that do not set them are the ones they had before the
+    fields existed."""
+    if isinstance(out, dict):
+        for key in ("target_type", "primary"):
+            if key in out and out[key] is None:
+                del out[key]
     return out
 
 
@@ -202,6 +205,15 @@ def _chat_policy(v: Any) -> Any:
 class MetricSpec(_Strict):
     name: str
     args: dict[str, Any] = Field(default_factory=dict)
+
+
+def metric_display_name(name: str, args: dict[str, Any]) -> str:
+    """A metric's name as results show it: ``pass@10``, ``entity_f1[PER]``, else its name."""
+    if name == "pass_at_k":
+        return f"pass@{args.get('k', 1)}"
+    if name.startswith("entity_") and args.get("type"):
+        return f"{name}[{args['type']}]"
+    return name
 
 
 ExtractName = Literal[
@@ -328,6 +340,9 @@ class TaskSpec(_Strict):
     # auto | never | always, or a chat format name (none, model, chatml, alpaca, …: `assay ls formats`)
     chat: str = "auto"
     metrics: list[Annotated[MetricSpec, Field()]] = Field(min_length=1)
+    # the headline metric (a metric's name as results show it: acc, pass@1, entity_f1[PER]);
+    # default: the first of `metrics`
+    primary: str | None = None
     extract: ExtractSpec = ExtractSpec(name="none")
     fewshot: FewShotSpec = FewShotSpec()
     generation: GenerationSpec = GenerationSpec()
@@ -391,11 +406,21 @@ class TaskSpec(_Strict):
             raise ValueError("fewshot.sampler 'rices' picks examples by image similarity: the task needs 'images'")
         if self.fewshot.k and self.fewshot.split and self.fewshot.split not in self.splits:
             raise ValueError(f"fewshot.split '{self.fewshot.split}' is not declared under 'splits'")
+        if self.primary is not None and self.primary not in self.metric_names():
+            raise ValueError(f"task {self.task}: primary '{self.primary}' is not one of its metrics ({', '.join(self.metric_names())})")
         for m in self.metrics:
             k = m.args.get("k", 1) if m.name == "pass_at_k" else None
             if isinstance(k, int) and k > self.generation.n:
                 raise ValueError(f"metric pass@{k} needs at least {k} samples per problem: set generation.n >= {k} (it is {self.generation.n})")
         return self
+
+    def metric_names(self) -> list[str]:
+        """The task's metrics as results name them (``pass@1``, ``entity_f1[PER]``)."""
+        return [metric_display_name(m.name, m.args) for m in self.metrics]
+
+    def headline(self) -> str:
+        """The headline metric's name: ``primary``, else the first metric."""
+        return self.primary or self.metric_names()[0]
 
     def prompt(self, prompt_id: str) -> PromptSpec:
         for p in self.prompts:

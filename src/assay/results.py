@@ -1,0 +1,189 @@
+"""The results contract: ``results.json`` as typed, versioned pydantic models.
+
+Everything that writes or reads a run's results goes through ``RunResults``: the scoring
+stage builds one, ``write_results`` stores it (atomically), ``read_results`` opens it for
+``assay score``, ``report`` and ``export`` and for the terminal leaderboard, and
+``assay schema results`` prints its JSON Schema for other tools.
+
+Versions: 2 (this one) keeps one group value per metric name (``GroupResult.metrics``) and
+counts documents (``n_docs``) beside instances (``n_items`` = documents × prompts). Files of
+version 1 still open: their group means, which averaged every task's headline metric
+whatever its scale, are recomputed by metric name from the task results they hold.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from assay.errors import AssayError
+
+RESULTS_NAME = "results.json"
+RESULTS_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+
+
+class _Model(BaseModel):
+    # unknown keys are kept (a newer assay's extra fields survive a read-modify-write)
+    model_config = ConfigDict(extra="allow")
+
+
+class PromptScore(_Model):
+    value: float | None = None
+    stderr: float | None = None
+    n: int = 0
+
+
+class MetricResult(_Model):
+    """One metric of one task: the median over prompts (``value``, the paper's protocol), with
+    the spread over prompts and each prompt's own value."""
+
+    value: float | None = None
+    stderr: float | None = None
+    mean: float | None = None
+    max: float | None = None
+    min: float | None = None
+    std: float | None = None
+    n_prompts: int | None = None
+    per_prompt: dict[str, PromptScore] = Field(default_factory=dict)
+
+
+class SandboxRecord(_Model):
+    mode: str
+    isolation: list[str] = Field(default_factory=list)
+
+
+class TaskResult(_Model):
+    primary: str  # the headline metric, as its name is shown (pass@1, entity_f1[PER])
+    metrics: dict[str, MetricResult]
+    n_items: int  # instances scored: documents × prompts
+    n_docs: int | None = None  # documents scored (None in files of version 1)
+    n_incomplete: int = 0  # instances whose responses are not all stored yet
+    n_truncated: int = 0  # instances whose prompt was cut to fit the model's window
+    sandbox: SandboxRecord | None = None
+
+    @property
+    def documents(self) -> int:
+        """The item count to show: documents, not documents × prompts."""
+        return self.n_docs if self.n_docs is not None else self.n_items
+
+
+class GroupMetric(_Model):
+    """One metric name averaged over the group's tasks that report it."""
+
+    value: float
+    stderr: float | None = None
+    best_prompt: float  # the mean of the tasks' best prompts (the model cards' protocol)
+    n_tasks: int
+    tasks: list[str]
+    by_language: dict[str, float] = Field(default_factory=dict)
+
+
+class GroupResult(_Model):
+    primary: str  # the headline metric: the one most of its tasks lead with
+    metrics: dict[str, GroupMetric]
+    # tasks whose headline metric is another one (LAMBADA's perplexity beside accuracies):
+    # shown in their own row, never averaged into the headline
+    other_headlines: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class DatasetInfo(_Model):
+    origin: str | None = None
+    revision: str | None = None
+    split: str | None = None
+    n_docs: int | None = None
+
+
+class PromptInfo(_Model):
+    hash: str = "?"
+    language: str | None = None
+
+
+class ChatFormatUsed(_Model):
+    name: str
+    template_hash: str = "-"
+    reason: str = ""
+
+
+class TaskInfo(_Model):
+    version: int | str = 1
+    hash: str = "?"
+    file: str = ""
+    family: str | None = None
+    group: list[str] = Field(default_factory=list)
+    language: str | None = None
+    description: str = ""
+    dataset: DatasetInfo = Field(default_factory=DatasetInfo)
+    prompts: dict[str, PromptInfo] = Field(default_factory=dict)
+    chat_format: dict[str, dict[str, ChatFormatUsed]] = Field(default_factory=dict)  # model -> prompt -> format
+    fewshot: dict[str, Any] = Field(default_factory=dict)
+    card: dict[str, Any] | None = None
+
+
+class ModelRecord(_Model):
+    fingerprint: str
+    name: str = ""
+    backend: str = "?"
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunResults(_Model):
+    assay_results_version: Literal[2] = 2
+    created: float | None = None
+    scored: float | None = None
+    config: dict[str, Any] | None = None
+    environment: dict[str, str] = Field(default_factory=dict)
+    models: dict[str, ModelRecord] = Field(default_factory=dict)
+    compute: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    tasks: dict[str, TaskInfo] = Field(default_factory=dict)
+    results: dict[str, dict[str, TaskResult]]  # model label -> task -> result
+    groups: dict[str, dict[str, GroupResult]] = Field(default_factory=dict)  # model -> group -> result
+    truncation: str = ""
+    sandbox: SandboxRecord | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json", exclude_none=False), indent=2, ensure_ascii=False)
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of ``results.json`` (``assay schema results``)."""
+    return RunResults.model_json_schema()
+
+
+def parse_results(doc: Any, where: str) -> RunResults:
+    """A results document (as loaded from JSON) as ``RunResults``; one line naming the field
+    when it is not one."""
+    if not isinstance(doc, dict):
+        raise AssayError(f"{where}: not an assay results file (a JSON {type(doc).__name__}, not an object)")
+    version = doc.get("assay_results_version")
+    if version not in READABLE_VERSIONS:
+        raise AssayError(f"{where}: assay_results_version {version!r} is not one this assay reads ({', '.join(map(str, READABLE_VERSIONS))})")
+    try:
+        if version == 1:  # read as version 2, then group means recomputed by metric name
+            from assay.scoring.aggregate import group_scores
+
+            res = RunResults.model_validate({**doc, "assay_results_version": RESULTS_VERSION, "groups": {}})
+            res.groups = group_scores(res.results, res.tasks)
+            return res
+        return RunResults.model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise AssayError(f"{where}: field '{loc}': {err['msg']}") from None
+
+
+def read_results(run_dir: Path) -> RunResults:
+    """A run folder's ``results.json``; a missing or unreadable file is one line naming it."""
+    path = Path(run_dir) / RESULTS_NAME
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AssayError(f"{path}: no results yet (run `assay score {run_dir}` first)") from None
+    except (OSError, ValueError) as exc:
+        raise AssayError(f"{path}: cannot read results: {exc}") from None
+    if not isinstance(doc, dict):
+        raise AssayError(f"{path}: not an assay results file (a JSON {type(doc).__name__}, not an object); `assay score {run_dir}` rewrites it from the run store")
+    return parse_results(doc, str(path))

@@ -1,0 +1,176 @@
+"""The results contract (issue 14): group means never mix metrics or scales, results.json
+round-trips through ``RunResults``, a run folder of the previous version still opens in
+``score``, ``report`` and ``export``, ``assay schema results`` describes the files we write,
+and ``assay.evaluate`` runs from a plain script with no terminal."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+from conftest import run_cli
+
+from assay.reports.terminal import leaderboard_table
+from assay.results import RunResults, TaskInfo, TaskResult, parse_results, read_results
+from assay.scoring.aggregate import group_scores
+
+FIXTURE_V1 = Path(__file__).parent / "fixtures" / "run_v1"  # written by assay before issue 14 (results version 1)
+SMOL = "smollm2-135m-instruct"
+
+
+def _result(primary: str, **values: float) -> TaskResult:
+    return TaskResult.model_validate({
+        "primary": primary, "n_items": 10, "n_docs": 10,
+        "metrics": {k: {"value": v, "stderr": 0.01, "max": v} for k, v in values.items()},
+    })
+
+
+def _table_text(doc: RunResults) -> str:
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(leaderboard_table(doc))
+    return console.export_text()
+
+
+def test_a_group_averages_each_metric_over_the_tasks_that_report_it():
+    # a user group: two accuracy tasks and one F1 task, and (shapes-like) a CIDEr task
+    results = {"m": {
+        "a": _result("acc", acc=0.5), "b": _result("acc", acc=0.7, macro_f1=0.4),
+        "c": _result("f1", f1=0.2, exact_match=0.1), "d": _result("cider", cider=1.8, bleu4=0.3),
+    }}
+    tasks = {t: TaskInfo(group=["mine"]) for t in "abcd"}
+    g = group_scores(results, tasks)["m"]["mine"]
+    assert g.primary == "acc"  # the headline most of its tasks lead with
+    assert g.metrics["acc"].value == pytest.approx(0.6) and g.metrics["acc"].tasks == ["a", "b"]
+    assert g.metrics["f1"].value == pytest.approx(0.2) and g.metrics["f1"].n_tasks == 1
+    assert g.metrics["cider"].value == pytest.approx(1.8)
+    assert g.other_headlines == {"f1": ["c"], "cider": ["d"]}
+    # every group value is the mean of one metric name over the tasks that report it
+    want = {"acc": 0.6, "macro_f1": 0.4, "f1": 0.2, "exact_match": 0.1, "cider": 1.8, "bleu4": 0.3}
+    assert {k: round(m.value, 9) for k, m in g.metrics.items()} == want
+
+
+def test_the_group_headline_ties_go_to_the_first_task():
+    results = {"m": {"ppl": _result("perplexity", perplexity=40.1), "acc": _result("acc", acc=0.6, perplexity=2.0)}}
+    tasks = {"acc": TaskInfo(group=["lambada"]), "ppl": TaskInfo(group=["lambada"])}
+    g = group_scores(results, tasks)["m"]["lambada"]
+    assert g.primary == "acc" and g.other_headlines == {"perplexity": ["ppl"]}
+    assert g.metrics["perplexity"].value == pytest.approx(21.05) and g.metrics["acc"].value == pytest.approx(0.6)
+
+
+@pytest.mark.llamacpp
+def test_lambada_group_on_the_embedded_model_never_mixes_accuracy_and_perplexity(tmp_path, data_dir):
+    """The reported bug: `-t lambada --limit 5` showed the group as the mean of an accuracy
+    and a perplexity (2035.9), as a percentage."""
+    pytest.importorskip("llama_cpp")
+    out = tmp_path / "run"
+    proc = run_cli("run", "-m", SMOL, "-t", "lambada", "--limit", "5", "-o", str(out), "--data-dir", str(data_dir))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = read_results(out)
+    res = doc.results[SMOL]
+    g = doc.groups[SMOL]["lambada"]
+    assert g.primary == "acc" and g.metrics["acc"].value == pytest.approx(res["lambada_openai"].metrics["acc"].value)
+    ppl = [res[t].metrics["perplexity"].value for t in ("lambada_openai", "lambada_openai_text")]
+    assert g.metrics["perplexity"].value == pytest.approx(sum(ppl) / 2)
+    assert g.other_headlines == {"perplexity": ["lambada_openai_text"]}
+    acc = res["lambada_openai"].metrics["acc"].value
+    for m in g.metrics.values():  # no group value mixes the accuracy with a perplexity
+        assert all(abs(m.value - (acc + p) / 2) > 1e-9 for p in ppl)
+    # the terminal shows documents (5), not documents × prompts (15), and raw values as raw
+    text = _table_text(doc)
+    row = next(line for line in text.splitlines() if "lambada_openai " in line)
+    assert " 5 " in row and " 15 " not in row
+    group_rows = [line for line in text.splitlines() if "lambada (mean" in line or "lambada ·" in line]
+    assert len(group_rows) == 2 and f"{100 * acc:.1f}" in group_rows[0]
+    assert f"{sum(ppl) / 2:.3f}" in group_rows[1]
+    # results.json round-trips through the typed model
+    raw = json.loads((out / "results.json").read_text())
+    assert RunResults.model_validate(raw).model_dump(mode="json") == raw
+    assert raw["assay_results_version"] == 2
+
+
+def test_a_version_1_run_folder_opens_in_score_report_and_export(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURE_V1, run)
+    old = json.loads((run / "results.json").read_text())
+    assert old["assay_results_version"] == 1
+    # read as it is: the groups are recomputed by metric name, the rest kept
+    doc = read_results(run)
+    assert doc.assay_results_version == 2 and doc.results[SMOL]["core_qa"].metrics["f1"].value == old["results"][SMOL]["core_qa"]["metrics"]["f1"]["value"]
+    assert old["groups"][SMOL]["core"]["n_tasks"] == 3  # version 1 averaged acc, f1 and entity_f1 into one number
+    assert set(doc.groups[SMOL]["core"].metrics["acc"].tasks) == {"core_sentiment_choice"}
+    rep = run_cli("report", str(run))
+    assert rep.returncode == 0, rep.stderr
+    assert "core_qa" in (run / "report.md").read_text()
+    exp = run_cli("export", "model-index", str(run))
+    assert exp.returncode == 0, exp.stderr
+    assert "Exact Match" in exp.stdout
+    # re-scoring from the stored responses writes version 2 with the same task scores
+    sc = run_cli("score", str(run))
+    assert sc.returncode == 0, sc.stderr
+    new = json.loads((run / "results.json").read_text())
+    assert new["assay_results_version"] == 2
+    for task, r in old["results"][SMOL].items():
+        assert {k: m["value"] for k, m in new["results"][SMOL][task]["metrics"].items()} == {k: m["value"] for k, m in r["metrics"].items()}
+        assert new["results"][SMOL][task]["n_docs"] == 3
+    assert new["results"][SMOL]["core_ner"]["n_items"] == 6  # 3 documents × 2 prompts
+
+
+def test_schema_command_describes_the_files_assay_writes(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURE_V1, run)
+    assert run_cli("score", str(run)).returncode == 0
+    proc = run_cli("schema", "results")
+    assert proc.returncode == 0, proc.stderr
+    schema = json.loads(proc.stdout)
+    doc = json.loads((run / "results.json").read_text())
+    jsonschema.validate(doc, schema)
+    doc["results"][SMOL]["core_qa"]["n_items"] = "three"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema)
+
+
+def test_a_bad_results_file_is_one_line_naming_the_field(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURE_V1, run)
+    doc = json.loads((run / "results.json").read_text())
+    doc["results"][SMOL]["core_qa"]["metrics"]["f1"]["value"] = "high"
+    (run / "results.json").write_text(json.dumps(doc))
+    proc = run_cli("export", "model-index", str(run))
+    assert proc.returncode == 2
+    assert f"field 'results.{SMOL}.core_qa.metrics.f1.value'" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    with pytest.raises(Exception, match="assay_results_version 7"):
+        parse_results({**doc, "assay_results_version": 7}, "x")
+
+
+@pytest.mark.llamacpp
+def test_assay_evaluate_from_a_plain_script(tmp_path, data_dir):
+    """The notebook entry point: no terminal, typed results back, progress through a callback."""
+    pytest.importorskip("llama_cpp")
+    script = tmp_path / "eval.py"
+    script.write_text(
+        "import assay\n"
+        "seen = []\n"
+        f"res = assay.evaluate(models=[{SMOL!r}], tasks=['core_sentiment_choice'], limit=4, output={str(tmp_path / 'run')!r},\n"
+        f"                     data_dir={str(data_dir)!r}, progress=lambda m, done, total: seen.append((m, done, total)))\n"
+        f"r = res.results[{SMOL!r}]['core_sentiment_choice']\n"
+        "again = assay.evaluate(models=[" + repr(SMOL) + "], tasks='core_sentiment_choice', limit=4, output=" + repr(str(tmp_path / "run")) + ")\n"
+        "import json\n"
+        "print(json.dumps({'type': type(res).__name__, 'acc': r.metrics['acc'].value, 'n_docs': r.n_docs, 'last': seen[-1],\n"
+        f"                  'again': again.results[{SMOL!r}]['core_sentiment_choice'].metrics['acc'].value}}))\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["type"] == "RunResults" and out["n_docs"] == 4 and 0.0 <= out["acc"] <= 1.0
+    assert out["last"] == [SMOL, 8, 8]  # 4 documents × 2 choices, all reported
+    assert out["again"] == out["acc"]  # the second call resumes the same folder
+    assert "leaderboard" not in proc.stderr and "━" not in proc.stderr  # nothing drawn for a terminal
+    assert read_results(tmp_path / "run").results[SMOL]["core_sentiment_choice"].metrics["acc"].value == out["acc"]
