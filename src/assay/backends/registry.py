@@ -7,6 +7,7 @@ A model is named on the command line as ``[backend:]target[,key=value,...]``:
     llamacpp:/models/x.gguf,n_ctx=4096         a GGUF file with a backend argument
     hf:HuggingFaceTB/SmolLM2-135M-Instruct     a hub id or a local checkpoint folder
     replay:answers.jsonl,model=alpaca-lora     answers made elsewhere (a .jsonl file), scored
+    mock:m1,seed=1                             a deterministic stand-in, for dry runs and tests
 
 Each backend declares the arguments it takes (``options``, see ``assay.backends.options``);
 ``parse_model`` only splits them and reads their values (``literal``).
@@ -29,6 +30,7 @@ BACKENDS: dict[str, str] = {
     "replay": "assay.backends.replay:ReplayBackend",
     "openai": "assay.backends.openai:OpenAIBackend",
     "vllm": "assay.backends.vllm:VLLMBackend",
+    "mock": "assay.backends.mock:MockBackend",
 }
 
 if TYPE_CHECKING:
@@ -59,6 +61,7 @@ BACKEND_INFO: dict[str, BackendInfo] = {
     "openai": BackendInfo("an OpenAI-compatible server (vLLM, TGI, llama.cpp server, ...)", "if the server echoes logprobs", "same", "yes", "no"),
     "vllm": BackendInfo("vLLM's in-process engine with prefix caching (CUDA GPU)", "yes", "yes", "yes", "no"),
     "replay": BackendInfo("answers made elsewhere (a .jsonl file), scored like a model's", "no", "no", "stored answers", "yes"),
+    "mock": BackendInfo("a deterministic stand-in (numbers from hashes, no weights): dry runs of a task file, tests", "yes", "yes", "yes", "yes"),
 }
 
 
@@ -121,6 +124,8 @@ class ModelSpec:
         """A short name for tables and file names."""
         if self.backend == "replay" and self.args.get("model") is not None:
             return self.raw.get("model", str(self.args["model"]))
+        if self.backend == "mock":
+            return self.target.replace("/", "--")
         base = Path(self.target).name if ("/" in self.target and Path(self.target).exists()) else self.target
         return base.replace("/", "--") + ("" if self.backend == self._default_backend() else f"@{self.backend}")
 
