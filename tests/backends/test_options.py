@@ -155,3 +155,19 @@ def test_threads_option_uses_the_same_rule():
     assert threads_option("m", 2) == 2
     with pytest.raises(ConfigError, match="model 'm': n_threads must be a whole number of at least 1, not 'four'"):
         threads_option("m", "four")
+
+
+def test_hf_names_are_checked_before_the_checkpoint_is_looked_at(monkeypatch):
+    pytest.importorskip("transformers")
+    from assay.backends import registry
+    from assay.backends.hf import HFBackend
+
+    def no_peeking(spec):
+        raise AssertionError("the config was fetched before the arguments were checked")
+
+    monkeypatch.setattr(registry, "_hf_kind", no_peeking)
+    with pytest.raises(UnknownOptionError, match="unknown hf argument 'batch_token'. Did you mean: batch_tokens"):
+        registry.load_backend(parse_model("hf:some-org/some-model,batch_token=3"))
+    # a name of the vision-language backend passes the family check; the causal one refuses it
+    with pytest.raises(ConfigError, match="hf argument 'batch_size' is not supported for a text-only model"):
+        HFBackend(parse_model("hf:/nonexistent/model,batch_size=3"))

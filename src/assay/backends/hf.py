@@ -106,6 +106,8 @@ class HFBackend(HFGeneration, HFTokens, TokenScoring, Backend):
         "share_context": Option(bool, True, "score the continuations of a shared context from one pass over it"),
         **LOAD_OPTIONS,
     }
+    # what the vision-language backend adds (load_backend checks names against both)
+    unsupported_options = {"batch_size": "for a text-only model (it sets the batch of a vision-language model)"}
 
     def __init__(self, spec: ModelSpec):
         args = self.parse_options(spec)

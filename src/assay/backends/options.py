@@ -15,7 +15,7 @@ Types: ``int`` (a whole number), ``float`` (a number; a whole number is accepted
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -100,14 +100,12 @@ def parse(spec: _Spec, declared: Mapping[str, Option], unsupported: Mapping[str,
     their default. ``unsupported`` names arguments of the backend's family that this kind of
     model does not take, with why (e.g. "for an encoder-decoder model")."""
     unsupported = unsupported or {}
+    check_names(spec, declared, also=unsupported)
     for name in spec.args:
-        if name in declared:
-            continue
-        if name in unsupported:
+        if name in unsupported and name not in declared:
             raise ConfigError(
                 f"model '{spec.text}': {spec.backend} argument '{name}' is not supported {unsupported[name]} (known: {', '.join(sorted(declared))})"
             )
-        raise UnknownOptionError(spec.text, spec.backend, name, declared)
     out: dict[str, Any] = {}
     raw = getattr(spec, "raw", None) or {}
     for name, opt in declared.items():
@@ -119,6 +117,16 @@ def parse(spec: _Spec, declared: Mapping[str, Option], unsupported: Mapping[str,
         except ValueError as exc:
             raise ConfigError(f"model '{spec.text}': {exc}") from None
     return out
+
+
+def check_names(spec: _Spec, known: Iterable[str], also: Iterable[str] = ()) -> None:
+    """An UnknownOptionError for the first argument of ``spec`` that is neither ``known``
+    (the names suggested) nor in ``also``."""
+    known = list(known)
+    allowed = set(known) | set(also)
+    for name in spec.args:
+        if name not in allowed:
+            raise UnknownOptionError(spec.text, spec.backend, name, known)
 
 
 def check(model: str, name: str, value: Any, option: Option) -> Any:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from assay.backends.options import literal
+from assay.backends.options import check_names, literal
 from assay.errors import BackendError, ConfigError, MissingDependency, UnknownNameError
 
 BACKENDS: dict[str, str] = {
@@ -231,6 +231,8 @@ _HF_BACKENDS = {
 def load_backend(spec: ModelSpec) -> Backend:
     cls = backend_class(spec.backend)
     if spec.backend == "hf":
+        # a name no hf backend takes is refused before the checkpoint's config is fetched
+        check_names(spec, [*cls.options, *cls.unsupported_options])
         kind = _hf_kind(spec)
         if kind in _HF_BACKENDS:
             module, attr = _HF_BACKENDS[kind].split(":")
