@@ -362,6 +362,7 @@ class OpenAIBackend(Backend):
             self._template = _gguf_template(str(self._tokenizer))
         return self._template
 
+
 def _alignment(data: dict) -> str:
     """Whether the top-1 token the server reports at echoed position i is token i (aligned) or
     token i+1 (late); unchecked without top log-probabilities or a clear majority."""

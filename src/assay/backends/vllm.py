@@ -81,7 +81,7 @@ def engine_options(text: str, args: Mapping[str, Any], raw: Mapping[str, str] | 
     Unknown keys and bad values raise ConfigError naming the model as written."""
     spec = SimpleNamespace(text=text, backend="vllm", args=dict(args), raw=dict(raw or {}))
     values = options.parse(spec, OPTIONS)
-    opts = {k: values[k] for k in args if k != "max_length"}
+    opts = {k: values[k] for k in args if k != "max_length" and values[k] is not None}  # seed= (empty): vLLM's default
     opts["dtype"] = values["dtype"]
     max_length = values["max_length"]
     if "gpu_memory_utilization" in opts and not 0.0 < opts["gpu_memory_utilization"] <= 1.0:
