@@ -2,6 +2,7 @@
 
     AssayError                  anything assay reports to a user (printed as one line, exit 2)
     ├── ConfigError             bad command-line options or run configuration
+    │   └── UnknownOptionError  an unknown model argument (key=value), did-you-mean
     ├── TaskError               a task spec that does not load, validate or render
     ├── DataError               a data file that is missing, corrupt or lacks a field
     ├── BackendError            a model that does not load or a backend call that fails
@@ -23,8 +24,30 @@ class AssayError(Exception):
     """Base class: a message meant for the user, one line."""
 
 
+def did_you_mean(name: str, known: Iterable[str], list_up_to: int = 12) -> str:
+    """" Did you mean: a, b?" with the close matches of ``name``, else " Known: ..." when
+    there are at most ``list_up_to`` known names, else ""."""
+    known = sorted(set(known))
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    if close:
+        return f" Did you mean: {', '.join(close)}?"
+    if known and len(known) <= list_up_to:
+        return f" Known: {', '.join(known)}."
+    return ""
+
+
 class ConfigError(AssayError):
     pass
+
+
+class UnknownOptionError(ConfigError):
+    """An unknown ``key=value`` model argument, with close matches suggested."""
+
+    def __init__(self, model: str, backend: str, name: str, known: Iterable[str]):
+        known = sorted(set(known))
+        super().__init__(f"model '{model}': unknown {backend} argument '{name}'." + did_you_mean(name, known, list_up_to=len(known)))
+        self.name = name
+        self.suggestions = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
 
 
 class TaskError(AssayError):
@@ -48,14 +71,9 @@ class UnknownNameError(AssayError):
 
     def __init__(self, kind: str, name: str, known: Iterable[str]):
         known = sorted(set(known))
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-        msg = f"unknown {kind} '{name}'."
-        if close:
-            msg += f" Did you mean: {', '.join(close)}?"
-        elif known and len(known) <= 12:
-            msg += f" Known: {', '.join(known)}."
-        super().__init__(msg)
-        self.kind, self.name, self.suggestions = kind, name, close
+        super().__init__(f"unknown {kind} '{name}'." + did_you_mean(name, known))
+        self.kind, self.name = kind, name
+        self.suggestions = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
 
 
 class MissingDependency(AssayError):

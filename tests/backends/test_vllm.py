@@ -219,10 +219,10 @@ def test_engine_options_defaults_and_types():
     [
         ({"n_ctx": 4}, "unknown vllm argument"),
         ({"dtype": "float64"}, "dtype must be one of"),
-        ({"enforce_eager": "yes"}, "enforce_eager='yes' is not a valid true/false"),
-        ({"tensor_parallel_size": "two"}, "tensor_parallel_size='two' is not a valid number"),
+        ({"enforce_eager": "yes"}, "enforce_eager must be true or false, not 'yes'"),
+        ({"tensor_parallel_size": "two"}, "tensor_parallel_size must be a whole number of at least 1, not 'two'"),
         ({"gpu_memory_utilization": 1.5}, "gpu_memory_utilization must be in"),
-        ({"max_length": 0}, "max_length must be at least 1"),
+        ({"max_length": 0}, "max_length must be a whole number of at least 1, not '0'"),
     ],
 )
 def test_engine_options_errors(args, message):

@@ -1,5 +1,6 @@
-"""Pieces every local backend shares: model fingerprints, the context/continuation token
-split, rolling windows and stop-string trimming. Pure Python, no heavy imports."""
+"""Pieces every local backend shares: model fingerprints (of files and checkpoint folders),
+the context/continuation token split, rolling windows, stop-string trimming and a tokenizer's
+chat template. Pure Python, no heavy imports."""
 
 from __future__ import annotations
 
@@ -10,9 +11,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from assay.prompts.chat import ChatTemplate
 from assay.requests import LoglikelihoodRequest, LoglikelihoodResult, RollingRequest, RollingResult
 
 _CACHE = Path(os.environ.get("ASSAY_CACHE_DIR", Path.home() / ".cache" / "assay"))
+
+
+def cache_dir() -> Path:
+    """Where assay keeps what it can compute again (``ASSAY_CACHE_DIR``, else ~/.cache/assay)."""
+    return _CACHE
 
 
 def file_sha256(path: Path) -> str:
@@ -43,6 +50,24 @@ def file_sha256(path: Path) -> str:
 
 def fingerprint(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def local_fingerprint(folder: Path) -> str:
+    """What identifies a local checkpoint folder: the names and sha256 of its weight,
+    config and tokenizer files (the size alone of a file of 1 GiB or more)."""
+    parts = []
+    for f in sorted(folder.iterdir()):
+        if f.is_file() and f.suffix in (".json", ".safetensors", ".bin", ".model", ".gguf", ".txt"):
+            parts.append((f.name, file_sha256(f) if f.stat().st_size < (1 << 30) else f.stat().st_size))
+    return fingerprint(parts)
+
+
+def chat_template_of(tok: Any) -> ChatTemplate | None:
+    """A transformers tokenizer's (or processor's) chat template, with its BOS and EOS text."""
+    src = getattr(tok, "chat_template", None)
+    if not src or not isinstance(src, str):
+        return None
+    return ChatTemplate(src, getattr(tok, "bos_token", None) or "", getattr(tok, "eos_token", None) or "")
 
 
 def split_pair(
@@ -115,6 +140,11 @@ def trim_at_stop(text: str, until: Sequence[str]) -> tuple[str, bool]:
     return text[:cut], cut < len(text)
 
 
+def missing(obj: object, method: str, mixin: str) -> NotImplementedError:
+    """The error of a mixin whose host class lacks a method the mixin calls."""
+    return NotImplementedError(f"{type(obj).__name__} must implement {method}(), which {mixin} calls")
+
+
 class TokenScoring:
     """``loglikelihood`` and ``loglikelihood_rolling`` for a backend that scores token rows.
 
@@ -126,13 +156,17 @@ class TokenScoring:
 
     max_length: int
 
-    def _encode(self, text: str, special: bool) -> list[int]: ...
+    def _encode(self, text: str, special: bool) -> list[int]:
+        raise missing(self, "_encode", "TokenScoring")
 
-    def _prefix(self, first: list[int]) -> list[int]: ...
+    def _prefix(self, first: list[int]) -> list[int]:
+        raise missing(self, "_prefix", "TokenScoring")
 
-    def _start(self) -> int: ...
+    def _start(self) -> int:
+        raise missing(self, "_start", "TokenScoring")
 
-    def _score_rows(self, rows: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]: ...
+    def _score_rows(self, rows: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
+        raise missing(self, "_score_rows", "TokenScoring")
 
     def _pair(self, r: LoglikelihoodRequest) -> tuple[list[int], list[int]]:
         """(context tokens with their BOS/start token, continuation tokens) of one request."""

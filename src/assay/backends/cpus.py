@@ -106,10 +106,11 @@ def free_cpus(available: int, loadavg: Path = _LOADAVG, cpu_count: int | None = 
     return max(1, min(available, math.floor(total - load + 0.5)))
 
 
+N_THREADS = "CPU threads (default: the CPUs this process may use)"
+
+
 def threads_option(model: str, value: object) -> int:
     """A model's ``n_threads=`` option, checked: a whole number of at least 1."""
-    from assay.errors import ConfigError
+    from assay.backends.options import Option, check
 
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"model '{model}': n_threads must be a whole number of at least 1, not '{value}'")
-    return value
+    return check(model, "n_threads", value, Option(int, None, N_THREADS, min=1))

@@ -23,12 +23,13 @@ except ImportError as exc:  # pragma: no cover - guarded by the registry
 
     raise MissingDependency("the 'hf' backend", "hf", "transformers") from exc
 
-from assay.backends.base import Capabilities, ModelInfo
-from assay.backends.common import HFTokens, TokenScoring, _CACHE, file_sha256, fingerprint, fit_window, keep_last, n_cut, trim_at_stop
-from assay.backends.cpus import available_cpus, threads_option
-from assay.backends.hf_load import LOAD_ARGS, LoadOptions, attach_adapter, check_gpu_needs, checkpoint_quant_method, quantization
+from assay.backends.base import Backend, Capabilities, ModelInfo
+from assay.backends.common import HFTokens, TokenScoring, cache_dir, chat_template_of, file_sha256, fingerprint, fit_window, keep_last, local_fingerprint, n_cut
+from assay.backends.hf_common import BATCH_TOKENS, DTYPES, LOAD_OPTIONS, OPTIONS, HFGeneration, load_error, set_threads
+from assay.backends.hf_load import LoadOptions, attach_adapter, check_gpu_needs, checkpoint_quant_method, quantization
+from assay.backends.options import Option
 from assay.backends.registry import ModelSpec, resolve_path
-from assay.errors import BackendError, ConfigError
+from assay.errors import BackendError
 from assay.prompts.chat import ChatTemplate
 from assay.requests import (
     GenerateRequest,
@@ -37,7 +38,6 @@ from assay.requests import (
     LoglikelihoodResult,
 )
 
-_ARGS = {"dtype", "max_length", "revision", "trust_remote_code", "n_threads", "batch_tokens", "gen_batch_tokens", "share_context"} | LOAD_ARGS
 # the largest logits tensor one forward pass may return (floats): ~1 GB in float32
 _LOGITS_BUDGET = 1 << 28
 # rows of one pass are at least this share of its longest row (less padding, more passes),
@@ -71,45 +71,6 @@ def _left_pad(seqs: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, to
     return ids, mask
 
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
-
-
-def check_options(spec: ModelSpec, known: set[str], kind: str | None = None) -> str:
-    """The options every transformers backend reads: unknown names and a bad dtype are
-    ConfigErrors, ``n_threads`` is applied. ``kind`` names a model kind that supports fewer
-    options than the causal backend. Returns the dtype name."""
-    unknown = ", ".join(sorted(set(spec.args) - known))
-    if unknown:
-        problem = f"hf argument(s) {unknown} not supported for {kind}" if kind else f"unknown hf argument(s) {unknown}"
-        raise ConfigError(f"model '{spec.text}': {problem} (known: {', '.join(sorted(known))})")
-    dtype_name = str(spec.args.get("dtype", "float32"))
-    if dtype_name not in _DTYPES:
-        raise ConfigError(f"model '{spec.text}': dtype must be one of {', '.join(_DTYPES)}")
-    if "n_threads" in spec.args:
-        torch.set_num_threads(threads_option(spec.text, spec.args["n_threads"]))
-    elif available_cpus() < torch.get_num_threads():
-        # torch counts the CPUs of the affinity mask, not a container's cgroup quota
-        torch.set_num_threads(available_cpus())
-    for name in ("batch_tokens", "gen_batch_tokens"):
-        if name in spec.args and (not isinstance(spec.args[name], int) or isinstance(spec.args[name], bool) or spec.args[name] < 1):
-            raise ConfigError(f"model '{spec.text}': {name} must be a whole number of at least 1, not '{spec.args[name]}'")
-    return dtype_name
-
-
-def load_error(spec: ModelSpec, exc: Exception, what: str = "this model") -> BackendError:
-    """A transformers loading failure as one line naming the model."""
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return BackendError(f"{spec.target}: transformers cannot load {what}: {msg}")
-
-
-def _local_fingerprint(folder: Path) -> str:
-    parts = []
-    for f in sorted(folder.iterdir()):
-        if f.is_file() and f.suffix in (".json", ".safetensors", ".bin", ".model", ".gguf", ".txt"):
-            parts.append((f.name, file_sha256(f) if f.stat().st_size < (1 << 30) else f.stat().st_size))
-    return fingerprint(parts)
-
-
 def _save_dequantised(model: object, tok: object, target: Path) -> None:
     """Keep transformers' de-quantisation of a GGUF (slow) as a checkpoint for next time."""
     import shutil
@@ -134,102 +95,29 @@ def _save_dequantised(model: object, tok: object, target: Path) -> None:
             model.config.quantization_config = qconfig  # type: ignore[attr-defined]
 
 
-class _StopStrings(transformers.StoppingCriteria):
-    """Ends a row once its decoded new text contains a stop string.
-
-    transformers' own ``stop_strings`` precomputes over the vocabulary and fails on some
-    tokenizers; decoding the (short) new text each step works with any tokenizer."""
-
-    def __init__(self, tok: object, until: tuple[str, ...], start: int):
-        self.tok, self.until, self.start = tok, [s for s in until if s], start
-
-    def __call__(self, input_ids: torch.LongTensor, scores: object, **kwargs: object) -> torch.BoolTensor:
-        texts = self.tok.batch_decode(input_ids[:, self.start:], skip_special_tokens=False)  # type: ignore[attr-defined]
-        return torch.tensor([any(s in t for s in self.until) for t in texts], dtype=torch.bool, device=input_ids.device)
-
-
-class _HFGeneration:
-    """Generation shared by the causal and the encoder-decoder ``hf`` backends: one
-    ``model.generate`` call per distinct decoding setting, stop ids, explicit sampling
-    settings, and the trimming of each row's new tokens. A backend provides ``model``, ``tok``,
-    ``pad`` and ``_generate_group``."""
-
-    model: Any
-    tok: Any
-    pad: int
-
-    def _generate_group(self, reqs: list[GenerateRequest]) -> list[GenerateResult]: ...
-
-    def _stop_ids(self, r: GenerateRequest) -> list[int]:
-        """Token ids that end this request: the model's end-of-generation tokens, the request's
-        ``until_ids``, and stop strings that are one added (special) token of this tokenizer,
-        so that ``<|end_of_turn|>`` stops even where decoding would hide it."""
-        eos = self.model.generation_config.eos_token_id
-        ids = list(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-        added = self.tok.get_added_vocab()
-        ids += [added[s] for s in r.until if s in added]
-        ids += list(r.until_ids)
-        return list(dict.fromkeys(ids))
-
-    @torch.inference_mode()
-    def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
-        results: list[GenerateResult | None] = [None] * len(requests)
-        # one call per distinct decoding setting (stops included); sampled requests one at a
-        # time, each with its own seed, so a sample never depends on what else is in the batch
-        groups: dict[tuple, list[int]] = {}
-        for i, r in enumerate(requests):
-            key = (r.max_tokens, r.temperature, r.top_p, r.top_k, r.repetition_penalty, r.until, r.until_ids, i if r.temperature > 0 else -1)
-            groups.setdefault(key, []).append(i)
-        for idxs in groups.values():
-            for i, res in zip(idxs, self._generate_group([requests[i] for i in idxs])):
-                results[i] = res
-        return results  # type: ignore[return-value]
-
-    def _generate_kwargs(self, r0: GenerateRequest, stop_ids: list[int], prompt_width: int) -> dict:
-        kwargs: dict = dict(
-            max_new_tokens=r0.max_tokens, min_new_tokens=0, pad_token_id=self.pad, eos_token_id=stop_ids or None,
-            repetition_penalty=r0.repetition_penalty,
-        )
-        if r0.temperature > 0:
-            torch.manual_seed(r0.sampling_seed)
-            # every sampling setting explicit: the model's generation_config never adds its own
-            kwargs.update(do_sample=True, temperature=r0.temperature, top_p=r0.top_p, top_k=r0.top_k, min_p=None, typical_p=1.0)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if r0.until:
-            kwargs["stopping_criteria"] = transformers.StoppingCriteriaList([_StopStrings(self.tok, r0.until, prompt_width)])
-        return kwargs
-
-    def _results(self, reqs: list[GenerateRequest], rows: list[list[int]], stop_ids: list[int]) -> list[GenerateResult]:
-        """Each row's new tokens, cut at the first stop id (also the padding of a row that ended
-        early: pad is often EOS) and at the first stop string."""
-        results = []
-        stop_set = set(stop_ids)
-        for r, new in zip(reqs, rows):
-            n = len(new)
-            for k, t in enumerate(new):
-                if t in stop_set:
-                    n = k
-                    break
-            else:  # in a batch, a row that ended on a stop string is padded while others go on
-                while len(reqs) > 1 and n and new[n - 1] == self.pad:
-                    n -= 1
-            text, stopped = trim_at_stop(self.tok.decode(new[:n], skip_special_tokens=False), r.until)
-            results.append(GenerateResult(text, n, "stop" if stopped or n < len(new) else "length"))
-        return results
-
-
-class HFBackend(_HFGeneration, HFTokens, TokenScoring):
+class HFBackend(HFGeneration, HFTokens, TokenScoring, Backend):
     """``hf:MODEL[,dtype=float32,max_length=N,revision=R,n_threads=N,batch_tokens=N,adapter=PEFT,
     merge=true,device_map=auto|cpu|cuda:N,load_in_8bit=true,load_in_4bit=true]``"""
 
+    options = {
+        **OPTIONS,
+        "batch_tokens": BATCH_TOKENS,
+        "gen_batch_tokens": Option(int, _GEN_BATCH_TOKENS, "tokens of one generation pass (rows × (prompt + max_tokens))", min=1),
+        "share_context": Option(bool, True, "score the continuations of a shared context from one pass over it"),
+        **LOAD_OPTIONS,
+    }
+    # what the vision-language backend adds (load_backend checks names against both)
+    unsupported_options = {"batch_size": "for a text-only model (it sets the batch of a vision-language model)"}
+
     def __init__(self, spec: ModelSpec):
-        dtype_name = check_options(spec, _ARGS)
-        self.batch_tokens = int(spec.args.get("batch_tokens", 4096))
-        self.gen_batch_tokens = int(spec.args.get("gen_batch_tokens", _GEN_BATCH_TOKENS))
+        args = self.parse_options(spec)
+        dtype_name = args["dtype"]
+        set_threads(args["n_threads"])
+        self.batch_tokens = args["batch_tokens"]
+        self.gen_batch_tokens = args["gen_batch_tokens"]
         # score the continuations of a shared context from one pass over it (see _score_shared)
-        self.share_context = bool(spec.args.get("share_context", True))
-        opts = LoadOptions.parse(spec.text, spec.args)
+        self.share_context = args["share_context"]
+        opts = LoadOptions.parse(spec.text, args)
         path = resolve_path(spec)
         kwargs: dict = {}
         gguf_cache: Path | None = None
@@ -238,25 +126,25 @@ class HFBackend(_HFGeneration, HFTokens, TokenScoring):
                 raise BackendError(f"{path}: the hf backend loads a folder, a hub id or a .gguf file")
             digest = file_sha256(path)
             identity = ("gguf", digest)
-            gguf_cache = _CACHE / "hf-gguf" / digest[:24]
+            gguf_cache = cache_dir() / "hf-gguf" / digest[:24]
             if (gguf_cache / "config.json").is_file():
                 where, gguf_cache = str(gguf_cache), None  # de-quantised once already
             else:
                 where, kwargs["gguf_file"] = str(path.parent), path.name
         elif path is not None:
             where = str(path)
-            identity = ("folder", _local_fingerprint(path))
+            identity = ("folder", local_fingerprint(path))
         else:
             where = spec.target
-            kwargs["revision"] = spec.args.get("revision")
-            identity = ("hub", spec.target, spec.args.get("revision"))
-        trust = bool(spec.args.get("trust_remote_code", False))
+            kwargs["revision"] = args["revision"]
+            identity = ("hub", spec.target, args["revision"])
+        trust = args["trust_remote_code"]
         quant_method = None if "gguf_file" in kwargs else checkpoint_quant_method(where, path, kwargs.get("revision"), trust)
         check_gpu_needs(spec.target, opts, quant_method)  # before any weights are read
         try:
             self.tok = AutoTokenizer.from_pretrained(where, trust_remote_code=trust, **kwargs)
             self.model = AutoModelForCausalLM.from_pretrained(
-                where, dtype=_DTYPES[dtype_name], trust_remote_code=trust, **kwargs, **opts.model_kwargs()
+                where, dtype=DTYPES[dtype_name], trust_remote_code=trust, **kwargs, **opts.model_kwargs()
             )
         except (OSError, ValueError, RuntimeError, KeyError, ImportError) as exc:
             raise load_error(spec, exc) from exc
@@ -275,7 +163,7 @@ class HFBackend(_HFGeneration, HFTokens, TokenScoring):
         if identity[0] == "hub":
             identity = identity + (getattr(self.model.config, "_commit_hash", None),)
         n_pos = getattr(self.model.config, "max_position_embeddings", None) or 2048
-        self.max_length = min(int(spec.args.get("max_length", 2048)), int(n_pos))
+        self.max_length = min(args["max_length"] or 2048, int(n_pos))
         self.bos = self.tok.bos_token_id
         self.eos = self.tok.eos_token_id
         self.add_bos = bool(getattr(self.tok, "add_bos_token", False)) and self.bos is not None
@@ -431,7 +319,7 @@ class HFBackend(_HFGeneration, HFTokens, TokenScoring):
             out.update(layer.keys.index_select(0, rows), layer.values.index_select(0, rows), i)
         return out
 
-    # -- generation (batching, stops and decoding: _HFGeneration) -------------------------------
+    # -- generation (batching, stops and decoding: HFGeneration) --------------------------------
     def _generate_group(self, reqs: list[GenerateRequest]) -> list[GenerateResult]:
         r0 = reqs[0]
         room = self.max_length - r0.max_tokens
@@ -537,10 +425,7 @@ class HFBackend(_HFGeneration, HFTokens, TokenScoring):
         return new
 
     def chat_template(self) -> ChatTemplate | None:
-        src = getattr(self.tok, "chat_template", None)
-        if not src or not isinstance(src, str):
-            return None
-        return ChatTemplate(src, self.tok.bos_token or "", self.tok.eos_token or "")
+        return chat_template_of(self.tok)
 
     def close(self) -> None:
         self.model = None

@@ -17,7 +17,6 @@ from typing import Any
 
 from assay.errors import BackendError, ConfigError, MissingDependency
 
-LOAD_ARGS = {"adapter", "adapter_revision", "merge", "device_map", "load_in_8bit", "load_in_4bit"}
 # quant_method values in a checkpoint's config.json whose kernels need a CUDA GPU
 _GPU_QUANT = {"awq", "gptq", "bitsandbytes"}
 
@@ -32,6 +31,7 @@ class LoadOptions:
 
     @staticmethod
     def parse(text: str, args: dict[str, Any]) -> LoadOptions:
+        """From a model's arguments (``hf_common.LOAD_OPTIONS``, converted by the backend)."""
         for flag in ("merge", "load_in_8bit", "load_in_4bit"):
             if flag in args and not isinstance(args[flag], bool):
                 raise ConfigError(f"model '{text}': {flag} must be true or false")

@@ -35,9 +35,9 @@ except ImportError as exc:  # pragma: no cover - guarded by the registry
 
     raise MissingDependency("the 'hf' backend", "hf", "transformers") from exc
 
-from assay.backends.base import Capabilities, ModelInfo
-from assay.backends.common import fingerprint, keep_last, rolling_windows
-from assay.backends.hf import _DTYPES, _HFGeneration, _local_fingerprint, check_options, load_error
+from assay.backends.base import Backend, Capabilities, ModelInfo
+from assay.backends.common import chat_template_of, fingerprint, keep_last, local_fingerprint, rolling_windows
+from assay.backends.hf_common import BATCH_TOKENS, DTYPES, LOAD_OPTIONS, OPTIONS, HFGeneration, load_error, set_threads
 from assay.backends.registry import ModelSpec, resolve_path
 from assay.errors import BackendError
 from assay.prompts.chat import ChatTemplate
@@ -51,32 +51,36 @@ from assay.requests import (
 )
 
 Row = tuple[list[int], list[int], list[int]]  # encoder ids, decoder input ids, targets
-# the causal backend's loading options (adapters, quantisation, device maps) are not served here
-_ARGS = {"dtype", "max_length", "revision", "trust_remote_code", "n_threads", "batch_tokens"}
 
 
-class HFSeq2SeqBackend(_HFGeneration):
+class HFSeq2SeqBackend(HFGeneration, Backend):
     """``hf:MODEL[,dtype=float32,max_length=N,revision=R,n_threads=N,batch_tokens=N]`` for an
     encoder-decoder checkpoint."""
 
+    # the causal backend's loading options (adapters, quantisation, device maps) are not served here
+    options = {**OPTIONS, "batch_tokens": BATCH_TOKENS}
+    unsupported_options = dict.fromkeys(["gen_batch_tokens", "share_context", *LOAD_OPTIONS], "for an encoder-decoder model")
+
     def __init__(self, spec: ModelSpec):
-        dtype_name = check_options(spec, _ARGS, "an encoder-decoder model")
-        self.batch_tokens = int(spec.args.get("batch_tokens", 4096))
+        args = self.parse_options(spec)
+        dtype_name = args["dtype"]
+        set_threads(args["n_threads"])
+        self.batch_tokens = args["batch_tokens"]
         path = resolve_path(spec)
         kwargs: dict = {}
         if path is not None and path.is_file():
             raise BackendError(f"{path}: an encoder-decoder model loads from a folder or a hub id")
         if path is not None:
             where = str(path)
-            identity: tuple = ("folder", _local_fingerprint(path))
+            identity: tuple = ("folder", local_fingerprint(path))
         else:
             where = spec.target
-            kwargs["revision"] = spec.args.get("revision")
-            identity = ("hub", spec.target, spec.args.get("revision"))
-        trust = bool(spec.args.get("trust_remote_code", False))
+            kwargs["revision"] = args["revision"]
+            identity = ("hub", spec.target, args["revision"])
+        trust = args["trust_remote_code"]
         try:
             self.tok = AutoTokenizer.from_pretrained(where, trust_remote_code=trust, **kwargs)
-            self.model = AutoModelForSeq2SeqLM.from_pretrained(where, dtype=_DTYPES[dtype_name], trust_remote_code=trust, **kwargs)
+            self.model = AutoModelForSeq2SeqLM.from_pretrained(where, dtype=DTYPES[dtype_name], trust_remote_code=trust, **kwargs)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise load_error(spec, exc) from exc
         self.model.eval()
@@ -84,7 +88,7 @@ class HFSeq2SeqBackend(_HFGeneration):
             identity = identity + (getattr(self.model.config, "_commit_hash", None),)
         cfg = self.model.config
         limit = getattr(cfg, "max_position_embeddings", None)  # absolute positions (BART); T5's are relative
-        self.max_length = int(spec.args.get("max_length", limit or getattr(cfg, "n_positions", None) or 512))
+        self.max_length = args["max_length"] or int(limit or getattr(cfg, "n_positions", None) or 512)
         if limit:
             self.max_length = min(self.max_length, int(limit))
         self.eos = self.tok.eos_token_id
@@ -193,7 +197,7 @@ class HFSeq2SeqBackend(_HFGeneration):
             counts[i] += len(row[2])
         return [RollingResult(s, c) for s, c in zip(sums, counts)]
 
-    # -- generation (batching, stops and decoding: _HFGeneration) -------------------------------
+    # -- generation (batching, stops and decoding: HFGeneration) --------------------------------
     def _generate_group(self, reqs: list[GenerateRequest]) -> list[GenerateResult]:
         r0 = reqs[0]
         encoded = [self._encoder_cut(r.context, r.special) for r in reqs]
@@ -208,10 +212,7 @@ class HFSeq2SeqBackend(_HFGeneration):
         return [replace(res, truncated=cut) for res, (_, cut) in zip(results, encoded)]
 
     def chat_template(self) -> ChatTemplate | None:
-        src = getattr(self.tok, "chat_template", None)
-        if not src or not isinstance(src, str):
-            return None
-        return ChatTemplate(src, self.tok.bos_token or "", self.tok.eos_token or "")
+        return chat_template_of(self.tok)
 
     def close(self) -> None:
         self.model = None

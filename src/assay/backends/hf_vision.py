@@ -27,10 +27,11 @@ except ImportError as exc:  # pragma: no cover - guarded by the registry
 
     raise MissingDependency("the 'hf' backend", "hf", "transformers") from exc
 
-from assay.backends.base import Capabilities, ModelInfo
-from assay.backends.common import fingerprint
-from assay.backends.hf import _DTYPES, _HFGeneration, _local_fingerprint, check_options, load_error
-from assay.backends.hf_load import LOAD_ARGS, LoadOptions, check_gpu_needs
+from assay.backends.base import Backend, Capabilities, ModelInfo
+from assay.backends.common import fingerprint, local_fingerprint
+from assay.backends.hf_common import DTYPES, LOAD_OPTIONS, OPTIONS, HFGeneration, load_error, set_threads
+from assay.backends.hf_load import LoadOptions, check_gpu_needs
+from assay.backends.options import Option
 from assay.backends.registry import ModelSpec, resolve_path
 from assay.data import images as image_store
 from assay.errors import BackendError, ConfigError
@@ -45,29 +46,31 @@ from assay.requests import (
     RollingResult,
 )
 
-_ARGS = {"dtype", "max_length", "revision", "trust_remote_code", "n_threads", "batch_size"} | LOAD_ARGS
-
-
-class HFVisionBackend(_HFGeneration):
+class HFVisionBackend(HFGeneration, Backend):
     """``hf:MODEL[,dtype=float32,max_length=N,revision=R,batch_size=N,n_threads=N,device_map=…]``
     for a vision-language checkpoint (chosen automatically from its config)."""
 
+    options = {**OPTIONS, "batch_size": Option(int, 8, "rows of one scoring pass", min=1), **LOAD_OPTIONS}
+    unsupported_options = dict.fromkeys(["batch_tokens", "gen_batch_tokens", "share_context"], "for a vision-language model")
+
     def __init__(self, spec: ModelSpec):
-        dtype_name = check_options(spec, _ARGS)
-        self.batch_size = int(spec.args.get("batch_size", 8))
-        opts = LoadOptions.parse(spec.text, spec.args)
+        args = self.parse_options(spec)
+        dtype_name = args["dtype"]
+        set_threads(args["n_threads"])
+        self.batch_size = args["batch_size"]
+        opts = LoadOptions.parse(spec.text, args)
         if opts.adapter is not None:
             raise ConfigError(f"model '{spec.text}': adapters are supported for causal models; merge the adapter into the vision-language checkpoint first")
         path = resolve_path(spec)
         where = str(path) if path is not None else spec.target
-        revision = None if path is not None else spec.args.get("revision")
-        trust = bool(spec.args.get("trust_remote_code", False))
+        revision = None if path is not None else args["revision"]
+        trust = args["trust_remote_code"]
         check_gpu_needs(spec.target, opts, None)
         try:
             config = AutoConfig.from_pretrained(where, revision=revision, trust_remote_code=trust)
             self.processor = AutoProcessor.from_pretrained(where, revision=revision, trust_remote_code=trust)
             self.model = self._model_class(config).from_pretrained(
-                where, revision=revision, dtype=_DTYPES[dtype_name], trust_remote_code=trust, **opts.model_kwargs()
+                where, revision=revision, dtype=DTYPES[dtype_name], trust_remote_code=trust, **opts.model_kwargs()
             )
         except (OSError, ValueError, RuntimeError, KeyError, ImportError) as exc:
             raise load_error(spec, exc, "this vision-language model") from exc
@@ -77,13 +80,13 @@ class HFVisionBackend(_HFGeneration):
         self.device = self.model.device
         text_cfg = getattr(config, "text_config", None) or config
         n_pos = getattr(text_cfg, "max_position_embeddings", None) or 2048
-        self.max_length = min(int(spec.args.get("max_length", 2048)), int(n_pos))
+        self.max_length = min(args["max_length"] or 2048, int(n_pos))
         eos = self.tok.eos_token_id
         self.pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else (eos or 0)
         # IDEFICS' image marker tokens must never be generated (the model card's advice)
         self.bad_words = [[t] for t in self.tok.convert_tokens_to_ids(["<image>", "<fake_token_around_image>"]) if t is not None and t != self.tok.unk_token_id] if self.idefics else []
         self.capabilities = Capabilities(loglikelihood=True, rolling=False, generate=True, images=True, max_length=self.max_length)
-        identity = ("folder", _local_fingerprint(Path(where))) if path is not None else ("hub", spec.target, revision, getattr(config, "_commit_hash", None))
+        identity = ("folder", local_fingerprint(Path(where))) if path is not None else ("hub", spec.target, revision, getattr(config, "_commit_hash", None))
         extra = {"device_map": opts.device_map} if opts.device_map is not None else {}
         self.info = ModelInfo(
             name=spec.target,
@@ -197,7 +200,7 @@ class HFVisionBackend(_HFGeneration):
     def loglikelihood_rolling(self, requests: Sequence[RollingRequest]) -> list[RollingResult]:
         raise BackendError("the vision-language backend does not compute rolling log-likelihoods (perplexity tasks): use the model's text backbone with hf")
 
-    # -- generation (settings, stops, trimming: _HFGeneration) ----------------------------------
+    # -- generation (settings, stops, trimming: HFGeneration) -----------------------------------
     @torch.inference_mode()
     def _generate_group(self, reqs: list[GenerateRequest]) -> list[GenerateResult]:
         r0 = reqs[0]

@@ -23,11 +23,12 @@ except ImportError as exc:  # pragma: no cover - guarded by the registry
 
     raise MissingDependency("the 'llamacpp' backend", "llamacpp", "llama_cpp") from exc
 
-from assay.backends.base import Capabilities, ModelInfo
+from assay.backends.base import Backend, Capabilities, ModelInfo
 from assay.backends.common import TokenScoring, file_sha256, fingerprint, keep_last, n_cut, trim_at_stop
-from assay.backends.cpus import available_cpus, free_cpus, threads_option
+from assay.backends.cpus import N_THREADS, available_cpus, free_cpus
+from assay.backends.options import Option
 from assay.backends.registry import ModelSpec, resolve_path
-from assay.errors import BackendError, ConfigError
+from assay.errors import BackendError
 from assay.prompts.chat import ChatTemplate
 from assay.requests import (
     GenerateRequest,
@@ -36,7 +37,6 @@ from assay.requests import (
     LoglikelihoodResult,
 )
 
-_ARGS = {"n_ctx", "max_length", "n_threads", "pack_tokens", "max_seqs", "seed", "share_context"}
 # How a log-likelihood is computed, part of the fingerprint: llama.cpp's numbers depend on how
 # a sequence is cut into decode calls, so the cut is fixed (the context, then the continuation;
 # a generation prompt in chunks of _GEN_CHUNK tokens from position 0)
@@ -63,16 +63,24 @@ def _quiet_logs() -> None:
     llama_cpp.llama_log_set(_sink, ctypes.c_void_p(0))
 
 
-class LlamaCppBackend(TokenScoring):
+class LlamaCppBackend(TokenScoring, Backend):
     """``llamacpp:FILE.gguf[,n_ctx=N,max_length=N,n_threads=N,pack_tokens=N,max_seqs=N]``
 
     ``max_seqs`` > 1 packs sequences into one decode: faster, but not batch-invariant.
     """
 
+    options = {
+        "n_ctx": Option(int, None, "llama.cpp's context for generation (default: max_length + 512)", min=1),
+        "max_length": Option(int, 2048, "scoring window in tokens (capped by the model's training context)", min=1),
+        "n_threads": Option(int, None, N_THREADS + " that other processes leave free", min=1),
+        "pack_tokens": Option(int, 2048, "tokens of one scoring decode (at least max_length)", min=1),
+        "max_seqs": Option(int, 1, "sequences packed into one decode (> 1: faster, not batch-invariant)", min=1),
+        "seed": Option(int, 0, "llama.cpp's sampler seed"),
+        "share_context": Option(bool, True, "decode a context shared by several continuations once"),
+    }
+
     def __init__(self, spec: ModelSpec):
-        unknown = set(spec.args) - _ARGS
-        if unknown:
-            raise ConfigError(f"model '{spec.text}': unknown llamacpp argument(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(_ARGS))})")
+        args = self.parse_options(spec)
         path = resolve_path(spec)
         if path is None or not path.is_file():
             raise BackendError(f"model file not found: {spec.target}")
@@ -80,27 +88,24 @@ class LlamaCppBackend(TokenScoring):
         # threads: the CPUs this process may use (affinity, cgroup quota) that other processes
         # leave free; llama.cpp's threads wait for each other at every operation, so one thread
         # too many stalls every decode on a busy machine. Numbers do not depend on it.
-        if "n_threads" in spec.args:
-            n_threads = threads_option(spec.text, spec.args["n_threads"])
-        else:
-            n_threads = free_cpus(available_cpus())
-        self.max_length = int(spec.args.get("max_length", 2048))
-        self.pack_tokens = int(spec.args.get("pack_tokens", 2048))
+        n_threads = args["n_threads"] or free_cpus(available_cpus())
+        self.max_length = args["max_length"]
+        self.pack_tokens = args["pack_tokens"]
         # llama.cpp's CPU kernels round differently for different batch shapes, so packing
         # several sequences into one decode changes scores slightly (~1e-2 on Q4_K models).
         # One sequence per decode (the default) keeps scores independent of batching.
-        self.max_seqs = int(spec.args.get("max_seqs", 1))
-        self.share_context = bool(spec.args.get("share_context", True))
+        self.max_seqs = args["max_seqs"]
+        self.share_context = args["share_context"]
         try:
             self.llm = Llama(
                 model_path=str(path),
-                n_ctx=int(spec.args.get("n_ctx", self.max_length + 512)),
+                n_ctx=args["n_ctx"] or self.max_length + 512,
                 n_batch=_GEN_CHUNK,
                 n_threads=n_threads,
                 n_threads_batch=n_threads,
                 logits_all=False,
                 verbose=False,
-                seed=int(spec.args.get("seed", 0)),
+                seed=args["seed"],
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise BackendError(f"{path}: llama.cpp cannot load this GGUF: {exc}") from exc

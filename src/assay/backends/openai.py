@@ -54,8 +54,9 @@ except ImportError as exc:  # pragma: no cover - guarded by the registry
 
     raise MissingDependency("the 'openai' backend", "openai", "httpx") from exc
 
-from assay.backends.base import Capabilities, ModelInfo
+from assay.backends.base import Backend, Capabilities, ModelInfo
 from assay.backends.common import fingerprint, trim_at_stop
+from assay.backends.options import Option
 from assay.backends.registry import ALIASES, ModelSpec
 from assay.errors import BackendError, ConfigError
 from assay.prompts.chat import ChatTemplate
@@ -68,10 +69,6 @@ from assay.requests import (
     RollingResult,
 )
 
-_ARGS = {
-    "base_url", "api_key_env", "concurrency", "rate", "timeout", "max_retries", "backoff",
-    "max_backoff", "chat", "score_prefix", "tokenizer", "max_length", "probe", "extra_params",
-}
 _NUMERIC_ARGS = {"chat", "score_prefix", "tokenizer", "extra_params"}  # settings that can change the numbers
 # a sentence twice: a model's top-1 guess at a repeated token is that token, which shows
 # whether the server reports each echoed log-probability at its own token or one position late
@@ -112,49 +109,63 @@ class _RateLimit:
             await asyncio.sleep(start - now)
 
 
-class OpenAIBackend:
+class OpenAIBackend(Backend):
     """Talks to an OpenAI-compatible HTTP server; see the module docstring."""
 
+    options = {
+        "base_url": Option(str, None, "the server's API root, http://HOST:PORT/v1 (required)"),
+        "api_key_env": Option(str, None, "the environment variable holding the API key (default OPENAI_API_KEY)"),
+        "concurrency": Option(int, 8, "requests in flight at once"),
+        "rate": Option(float, None, "at most this many requests a second (0 or empty: no limit)"),
+        "timeout": Option(float, 120.0, "seconds a request may take"),
+        "max_retries": Option(int, 8, "retries of a request after 429, 5xx, a timeout or a dropped connection"),
+        "backoff": Option(float, 0.5, "seconds before the first retry (doubled each time, with jitter)"),
+        "max_backoff": Option(float, 30.0, "the longest wait between retries, in seconds"),
+        "chat": Option(bool, False, "send prompts as one user turn to /chat/completions"),
+        "score_prefix": Option(str, "", "text sent before every scored prompt (e.g. the model's BOS text)"),
+        "tokenizer": Option(str, None, "a GGUF or alias whose chat template assay applies"),
+        "max_length": Option(int, 2048, "the model's context window in tokens"),
+        "probe": Option(bool, True, "check at start-up whether the server echoes prompt log-probabilities"),
+        "extra_params": Option(bool, True, "send top_k, min_p, typical_p and repeat_penalty (llama.cpp servers)"),
+    }
+
     def __init__(self, spec: ModelSpec, transport: httpx.AsyncBaseTransport | None = None):
-        unknown = set(spec.args) - _ARGS
-        if unknown:
-            raise ConfigError(f"model '{spec.text}': unknown openai argument(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(_ARGS))})")
-        if "base_url" not in spec.args:
+        args = self.parse_options(spec)
+        if args["base_url"] is None:
             raise ConfigError(f"model '{spec.text}': the openai backend needs base_url=http://HOST:PORT/v1")
         self.model = spec.target
-        self.base_url = str(spec.args["base_url"]).rstrip("/")
-        self.concurrency = int(spec.args.get("concurrency", 8))
-        rate = spec.args.get("rate")
-        self.rate = float(rate) if rate not in (None, "", 0) else None
-        self.timeout = float(spec.args.get("timeout", 120.0))
-        self.max_retries = int(spec.args.get("max_retries", 8))
-        self.backoff = float(spec.args.get("backoff", 0.5))
-        self.max_backoff = float(spec.args.get("max_backoff", 30.0))
-        self.chat = bool(spec.args.get("chat", False))
-        self.score_prefix = str(spec.args.get("score_prefix", ""))
-        self.extra_params = bool(spec.args.get("extra_params", True))
+        self.base_url = args["base_url"].rstrip("/")
+        self.concurrency = args["concurrency"]
+        self.rate = args["rate"] or None
+        self.timeout = args["timeout"]
+        self.max_retries = args["max_retries"]
+        self.backoff = args["backoff"]
+        self.max_backoff = args["max_backoff"]
+        self.chat = args["chat"]
+        self.score_prefix = args["score_prefix"]
+        self.extra_params = args["extra_params"]
         if self.concurrency < 1 or self.max_retries < 0 or self.timeout <= 0:
             raise ConfigError(f"model '{spec.text}': concurrency must be >= 1, max_retries >= 0 and timeout > 0")
-        key_env = spec.args.get("api_key_env")
-        key = os.environ.get(str(key_env or "OPENAI_API_KEY"))
+        key_env = args["api_key_env"]
+        key = os.environ.get(key_env or "OPENAI_API_KEY")
         if key_env and not key:
             raise ConfigError(f"model '{spec.text}': the environment variable {key_env} (api_key_env) is not set")
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._transport = transport
-        self._tokenizer = spec.args.get("tokenizer")
+        self._tokenizer = args["tokenizer"]
         self._template: ChatTemplate | None = None
         self.requests_sent = 0  # HTTP attempts, for tests and progress
 
         models = self._run([self._call("GET", "/models", None)])[0]
         ids = sorted(str(m.get("id")) for m in (models.get("data") or []) if isinstance(m, dict))
         self.echo_logprobs, why_not = (
-            self._probe_logprobs() if spec.args.get("probe", True)
+            self._probe_logprobs() if args["probe"]
             else ("unchecked", f"{self.base_url}: probe=false, so prompt log-probabilities were not checked")
         )
         can_score = not why_not
         self.capabilities = Capabilities(
             loglikelihood=can_score, rolling=can_score, generate=True,
-            max_length=int(spec.args.get("max_length", 2048)), why_not=why_not,
+            max_length=args["max_length"], why_not=why_not,
         )
         numeric = {k: v for k, v in sorted(spec.args.items()) if k in _NUMERIC_ARGS}
         numeric["echo_logprobs"] = self.echo_logprobs
@@ -350,9 +361,6 @@ class OpenAIBackend:
         if self._template is None:
             self._template = _gguf_template(str(self._tokenizer))
         return self._template
-
-    def close(self) -> None:
-        return None
 
 
 def _alignment(data: dict) -> str:

@@ -7,16 +7,21 @@ A model is named on the command line as ``[backend:]target[,key=value,...]``:
     llamacpp:/models/x.gguf,n_ctx=4096         a GGUF file with a backend argument
     hf:HuggingFaceTB/SmolLM2-135M-Instruct     a hub id or a local checkpoint folder
     replay:answers.jsonl,model=alpaca-lora     answers made elsewhere (a .jsonl file), scored
+    mock:m1,seed=1                             a deterministic stand-in, for dry runs and tests
+
+Each backend declares the arguments it takes (``options``, see ``assay.backends.options``);
+``parse_model`` only splits them and reads their values (``literal``).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
+from assay.backends.options import check_names, literal
 from assay.errors import BackendError, ConfigError, MissingDependency, UnknownNameError
 
 BACKENDS: dict[str, str] = {
@@ -25,7 +30,11 @@ BACKENDS: dict[str, str] = {
     "replay": "assay.backends.replay:ReplayBackend",
     "openai": "assay.backends.openai:OpenAIBackend",
     "vllm": "assay.backends.vllm:VLLMBackend",
+    "mock": "assay.backends.mock:MockBackend",
 }
+
+if TYPE_CHECKING:
+    from assay.backends.base import Backend
 
 _EXTRAS = {"llamacpp": ("llamacpp", "llama_cpp"), "hf": ("hf", "transformers"), "openai": ("openai", "httpx"), "vllm": ("vllm", "vllm")}  # backend -> (extra, module)
 
@@ -52,6 +61,7 @@ BACKEND_INFO: dict[str, BackendInfo] = {
     "openai": BackendInfo("an OpenAI-compatible server (vLLM, TGI, llama.cpp server, ...)", "if the server echoes logprobs", "same", "yes", "no"),
     "vllm": BackendInfo("vLLM's in-process engine with prefix caching (CUDA GPU)", "yes", "yes", "yes", "no"),
     "replay": BackendInfo("answers made elsewhere (a .jsonl file), scored like a model's", "no", "no", "stored answers", "yes"),
+    "mock": BackendInfo("a deterministic stand-in (numbers from hashes, no weights): dry runs of a task file, tests", "yes", "yes", "yes", "yes"),
 }
 
 
@@ -106,13 +116,16 @@ class ModelSpec:
     text: str  # as the user wrote it
     backend: str
     target: str  # alias, file or hub id
-    args: dict[str, Any]
+    args: dict[str, Any]  # values as ``literal`` reads them
+    raw: dict[str, str] = field(default_factory=dict)  # the same, as written
 
     @property
     def label(self) -> str:
         """A short name for tables and file names."""
         if self.backend == "replay" and self.args.get("model") is not None:
-            return str(self.args["model"])
+            return self.raw.get("model", str(self.args["model"]))
+        if self.backend == "mock":
+            return self.target.replace("/", "--")
         base = Path(self.target).name if ("/" in self.target and Path(self.target).exists()) else self.target
         return base.replace("/", "--") + ("" if self.backend == self._default_backend() else f"@{self.backend}")
 
@@ -124,26 +137,16 @@ class ModelSpec:
         return "llamacpp" if self.target.endswith(".gguf") else "hf"
 
 
-def _value(v: str) -> Any:
-    low = v.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return v
-
-
 def parse_model(text: str) -> ModelSpec:
     head, *rest = text.split(",")
     args: dict[str, Any] = {}
+    raw: dict[str, str] = {}
     for item in rest:
         if "=" not in item:
             raise ConfigError(f"model '{text}': '{item}' is not key=value")
         k, v = item.split("=", 1)
-        args[k.strip()] = _value(v.strip())
+        raw[k.strip()] = v.strip()
+        args[k.strip()] = literal(v.strip())
     backend, target = None, head
     if ":" in head:
         maybe, tail = head.split(":", 1)
@@ -164,7 +167,7 @@ def parse_model(text: str) -> ModelSpec:
             backend = "hf"
         else:
             raise UnknownNameError("model alias", target, ALIASES)
-    return ModelSpec(text, backend, target, args)
+    return ModelSpec(text, backend, target, args, raw)
 
 
 def resolve_path(spec: ModelSpec) -> Path | None:
@@ -179,7 +182,7 @@ def resolve_path(spec: ModelSpec) -> Path | None:
     return None
 
 
-def backend_class(name: str) -> type:
+def backend_class(name: str) -> type[Backend]:
     if name not in BACKENDS:
         raise UnknownNameError("backend", name, BACKENDS)
     module, attr = BACKENDS[name].split(":")
@@ -187,7 +190,15 @@ def backend_class(name: str) -> type:
         extra, dep = _EXTRAS[name]
         if importlib.util.find_spec(dep) is None:
             raise MissingDependency(f"the '{name}' backend", extra, dep)
-    return getattr(importlib.import_module(module), attr)
+    return _checked(getattr(importlib.import_module(module), attr))
+
+
+def _checked(cls: Any) -> type[Backend]:
+    from assay.backends.base import Backend
+
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise TypeError(f"{cls!r} is registered as a backend but does not subclass assay.backends.base.Backend")
+    return cls
 
 
 def _hf_kind(spec: ModelSpec) -> str:
@@ -200,7 +211,7 @@ def _hf_kind(spec: ModelSpec) -> str:
 
     try:
         cfg = AutoConfig.from_pretrained(
-            spec.target, revision=spec.args.get("revision"), trust_remote_code=bool(spec.args.get("trust_remote_code", False))
+            spec.target, revision=spec.raw.get("revision", spec.args.get("revision")), trust_remote_code=bool(spec.args.get("trust_remote_code", False))
         )
     except (OSError, ValueError, KeyError):  # the causal backend reports what is wrong
         return "causal"
@@ -217,11 +228,13 @@ _HF_BACKENDS = {
 }
 
 
-def load_backend(spec: ModelSpec) -> Any:
+def load_backend(spec: ModelSpec) -> Backend:
     cls = backend_class(spec.backend)
     if spec.backend == "hf":
+        # a name no hf backend takes is refused before the checkpoint's config is fetched
+        check_names(spec, [*cls.options, *cls.unsupported_options])
         kind = _hf_kind(spec)
         if kind in _HF_BACKENDS:
             module, attr = _HF_BACKENDS[kind].split(":")
-            cls = getattr(importlib.import_module(module), attr)
-    return cls(spec)
+            cls = _checked(getattr(importlib.import_module(module), attr))
+    return cls(spec)  # type: ignore[call-arg]  # every backend is built from its ModelSpec

@@ -22,14 +22,13 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from assay.backends.base import Capabilities, ModelInfo, Origin
+from assay.backends.base import Backend, Capabilities, ModelInfo, Origin
 from assay.backends.common import file_sha256, fingerprint
+from assay.backends.options import Option
 from assay.backends.registry import ModelSpec
 from assay.errors import BackendError, ConfigError
-from assay.prompts.chat import ChatTemplate
 from assay.requests import GenerateRequest, GenerateResult, LoglikelihoodRequest, RollingRequest, request_key
 
-_ARGS = {"model"}
 
 
 def _read(path: Path, model: str | None) -> dict[tuple[str, str, str | None, int], str]:
@@ -74,17 +73,17 @@ def _read(path: Path, model: str | None) -> dict[tuple[str, str, str | None, int
     return answers
 
 
-class ReplayBackend:
+class ReplayBackend(Backend):
     """Serves ``generate`` requests from a file of answers; cannot score likelihoods."""
 
+    options = {"model": Option(str, None, "whose answers, when the file holds several systems' (also the run's label)")}
+    serves_stored_answers = True
+
     def __init__(self, spec: ModelSpec):
-        unknown = set(spec.args) - _ARGS
-        if unknown:
-            raise ConfigError(f"model '{spec.text}': unknown replay argument(s) {', '.join(sorted(unknown))} (known: model)")
+        model = self.parse_options(spec)["model"]
         path = Path(spec.target).expanduser()
         if not path.is_file():
             raise BackendError(f"answers file not found: {spec.target}")
-        model = None if spec.args.get("model") is None else str(spec.args["model"])
         self._answers = _read(path, model)
         self._origin: dict[str, Origin] = {}
         self._used: set[tuple[str, str, str | None, int] | None] = set()
@@ -113,7 +112,7 @@ class ReplayBackend:
         """The answers no request of the run was bound to, in file order."""
         return [k for k in self._answers if k not in self._used]
 
-    # -- the provenance hooks evaluate.py calls (optional part of the backend protocol) --------
+    # -- the hooks of a backend that serves stored answers (see Backend) ------------------------
     def answers(self, origin: Origin) -> bool:
         """Whether this request has an answer; items without one are left out of the run."""
         return self._lookup(origin) is not None
@@ -144,9 +143,6 @@ class ReplayBackend:
 
     def loglikelihood_rolling(self, requests: Sequence[RollingRequest]) -> list:
         raise BackendError("the replay backend holds answers, not a model: it cannot score log-likelihoods")
-
-    def chat_template(self) -> ChatTemplate | None:
-        return None
 
     def close(self) -> None:
         self._origin.clear()

@@ -27,10 +27,13 @@ import gc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-from assay.backends.base import Capabilities, ModelInfo
-from assay.backends.common import HFTokens, TokenScoring, fingerprint, keep_last, trim_at_stop
+from assay.backends import options
+from assay.backends.base import Backend, Capabilities, ModelInfo
+from assay.backends.common import HFTokens, TokenScoring, chat_template_of, fingerprint, keep_last, local_fingerprint, trim_at_stop
+from assay.backends.options import Option
 from assay.backends.registry import ModelSpec, resolve_path
 from assay.errors import BackendError, ConfigError, MissingDependency
 from assay.prompts.chat import ChatTemplate
@@ -38,28 +41,20 @@ from assay.requests import GenerateRequest, GenerateResult
 
 NO_GPU = "the vllm backend needs a CUDA GPU; use hf or llamacpp on this machine"
 
-def _flag(value: Any) -> bool:
-    """A true/false option: parse_model already turns 'true'/'false' into bools."""
-    if isinstance(value, bool) or value in (0, 1):
-        return bool(value)
-    raise ValueError(value)
-
-
-# spec.args -> how each is read; everything else is refused with the list of known names
-_ARG_TYPES: dict[str, Callable[[Any], Any]] = {
-    "dtype": str,
-    "tensor_parallel_size": int,
-    "gpu_memory_utilization": float,
-    "max_model_len": int,
-    "max_length": int,
-    "revision": str,
-    "trust_remote_code": _flag,
-    "seed": int,
-    "quantization": str,
-    "enforce_eager": _flag,
-}
-_KIND = {"dtype": "name", "revision": "name", "quantization": "name", "trust_remote_code": "true/false", "enforce_eager": "true/false"}
 _DTYPES = ("auto", "float32", "float16", "bfloat16")
+# the backend's arguments; those given (and dtype) go to vllm.LLM, but max_length
+OPTIONS: dict[str, Option] = {
+    "dtype": Option(str, "auto", "weights' dtype", choices=_DTYPES),
+    "tensor_parallel_size": Option(int, None, "GPUs the model is split over", min=1),
+    "gpu_memory_utilization": Option(float, None, "the share of GPU memory vLLM may take, in (0, 1]"),
+    "max_model_len": Option(int, None, "the engine's context in tokens", min=1),
+    "max_length": Option(int, 2048, "scoring window in tokens (capped at max_model_len minus two)", min=1),
+    "revision": Option(str, None, "hub revision (branch, tag or commit)"),
+    "trust_remote_code": Option(bool, None, "run the checkpoint's own modelling code"),
+    "seed": Option(int, None, "vLLM's seed"),
+    "quantization": Option(str, None, "awq, gptq, ... (vLLM's names)"),
+    "enforce_eager": Option(bool, None, "no CUDA graphs"),
+}
 # vLLM refuses a prompt of max_model_len tokens (vllm/v1/engine/input_processor.py,
 # _validate_prompt_len: the prompt plus at least one output token must fit), and a scoring
 # prompt is the window plus the last target token: two positions beyond the window.
@@ -79,28 +74,16 @@ def require_cuda() -> None:
         raise BackendError(NO_GPU)
 
 
-def engine_options(text: str, args: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+def engine_options(text: str, args: Mapping[str, Any], raw: Mapping[str, str] | None = None) -> tuple[dict[str, Any], int]:
     """The keyword arguments for ``vllm.LLM`` (model and tokenizer not included) and the
     requested scoring window (``max_length``, 2048 by default as in ``hf``).
 
     Unknown keys and bad values raise ConfigError naming the model as written."""
-    unknown = set(args) - set(_ARG_TYPES)
-    if unknown:
-        raise ConfigError(
-            f"model '{text}': unknown vllm argument(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(_ARG_TYPES))})"
-        )
-    opts: dict[str, Any] = {}
-    for key, value in args.items():
-        try:
-            opts[key] = _ARG_TYPES[key](value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"model '{text}': {key}={value!r} is not a valid {_KIND.get(key, 'number')}") from exc
-    dtype = opts.setdefault("dtype", "auto")
-    if dtype not in _DTYPES:
-        raise ConfigError(f"model '{text}': dtype must be one of {', '.join(_DTYPES)}")
-    max_length = opts.pop("max_length", 2048)
-    if max_length < 1:
-        raise ConfigError(f"model '{text}': max_length must be at least 1")
+    spec = SimpleNamespace(text=text, backend="vllm", args=dict(args), raw=dict(raw or {}))
+    values = options.parse(spec, OPTIONS)
+    opts = {k: values[k] for k in args if k != "max_length" and values[k] is not None}  # seed= (empty): vLLM's default
+    opts["dtype"] = values["dtype"]
+    max_length = values["max_length"]
     if "gpu_memory_utilization" in opts and not 0.0 < opts["gpu_memory_utilization"] <= 1.0:
         raise ConfigError(f"model '{text}': gpu_memory_utilization must be in (0, 1]")
     # prefix caching helps generation (shared few-shot prefixes); vLLM skips reading the cache
@@ -228,14 +211,6 @@ def generation_result(
     return GenerateResult(text, n, "stop" if stopped else "length")
 
 
-def chat_template_of(tok: Any) -> ChatTemplate | None:
-    """The tokenizer's chat template, as the hf backend reads it."""
-    src = getattr(tok, "chat_template", None)
-    if not src or not isinstance(src, str):
-        return None
-    return ChatTemplate(src, getattr(tok, "bos_token", None) or "", getattr(tok, "eos_token", None) or "")
-
-
 # --------------------------------------------------------------------------- the backend
 
 
@@ -265,7 +240,7 @@ def _eos_ids(where: str, hub: dict[str, Any], config: Any) -> list[int]:
     return [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])]
 
 
-class VLLMBackend(HFTokens, TokenScoring):
+class VLLMBackend(HFTokens, TokenScoring, Backend):
     """``vllm:MODEL[,dtype=auto|float32|float16|bfloat16,tensor_parallel_size=N,
     gpu_memory_utilization=F,max_model_len=N,max_length=N,revision=R,trust_remote_code=true,
     seed=N,quantization=awq|gptq|...,enforce_eager=true]``
@@ -274,8 +249,10 @@ class VLLMBackend(HFTokens, TokenScoring):
     (2048 by default, as in hf), capped at the engine's ``max_model_len`` minus two.
     """
 
+    options = OPTIONS
+
     def __init__(self, spec: ModelSpec):
-        opts, max_length = engine_options(spec.text, spec.args)
+        opts, max_length = engine_options(spec.text, spec.args, spec.raw)
         path = resolve_path(spec)
         if path is not None and path.is_file():
             raise BackendError(f"{path}: the vllm backend loads a checkpoint folder or a hub id")
@@ -323,9 +300,7 @@ class VLLMBackend(HFTokens, TokenScoring):
     @staticmethod
     def _identity(spec: ModelSpec, path: Path | None, config: Any) -> tuple:
         if path is not None:
-            from assay.backends.hf import _local_fingerprint  # the same folder identity as hf
-
-            return ("folder", _local_fingerprint(path))
+            return ("folder", local_fingerprint(path))  # the same folder identity as hf
         return ("hub", spec.target, spec.args.get("revision"), getattr(config, "_commit_hash", None))
 
     # -- scoring ------------------------------------------------------------------------------

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from assay.requests import LoglikelihoodRequest, Request, request_length
+from assay.backends.base import Backend
+from assay.requests import LoglikelihoodRequest, Request, Result, request_length
 from assay.store.runs import RunStore
 
 Progress = Callable[[int], None]
@@ -58,7 +59,7 @@ def _same_context(a: Request, b: LoglikelihoodRequest) -> bool:
 
 
 def execute(
-    backend: object,
+    backend: Backend,
     store: RunStore,
     model_fp: str,
     todo: dict[str, Request],
@@ -71,10 +72,10 @@ def execute(
     kinds: dict[str, list[tuple[str, Request]]] = {}
     for key, req in todo.items():
         kinds.setdefault(req.kind, []).append((key, req))
-    method = {
-        "loglikelihood": backend.loglikelihood,  # type: ignore[attr-defined]
-        "rolling": backend.loglikelihood_rolling,  # type: ignore[attr-defined]
-        "generate": backend.generate,  # type: ignore[attr-defined]
+    method: dict[str, Callable[[list], Sequence[Result]]] = {
+        "loglikelihood": backend.loglikelihood,
+        "rolling": backend.loglikelihood_rolling,
+        "generate": backend.generate,
     }
     start = time.perf_counter()
     for kind in ("loglikelihood", "rolling", "generate"):
