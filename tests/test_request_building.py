@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from assay.backends.base import Capabilities, ModelInfo
+from assay.backends.base import Backend, Capabilities, ModelInfo
 from assay.config import RunConfig
 from assay.pipeline import register_model as _register_model
 from assay.plan import plan_tasks
@@ -16,12 +16,17 @@ from assay.store.runs import RunStore
 pytestmark = pytest.mark.usefixtures("data_dir")
 
 
-class Describing:
+class Describing(Backend):
     info = ModelInfo("stub", "stub", "fp")
     capabilities = Capabilities()
 
     def chat_template(self):
         return None
+
+    def loglikelihood(self, requests):
+        raise AssertionError("a describing stub computes nothing")
+
+    loglikelihood_rolling = generate = loglikelihood
 
 
 def _requests(tmp_path, task, prompt, limit=2):

@@ -174,3 +174,68 @@ def test_assay_evaluate_from_a_plain_script(tmp_path, data_dir):
     assert out["again"] == out["acc"]  # the second call resumes the same folder
     assert "leaderboard" not in proc.stderr and "━" not in proc.stderr  # nothing drawn for a terminal
     assert read_results(tmp_path / "run").results[SMOL]["core_sentiment_choice"].metrics["acc"].value == out["acc"]
+
+
+def _check_groups_like_with_like(doc: RunResults) -> None:
+    """Every group value is the mean of one metric name over the member tasks that report it."""
+    for label, groups in doc.groups.items():
+        for name, g in groups.items():
+            members = [t for t, info in doc.tasks.items() if name in info.group and t in doc.results[label]]
+            names = {k for t in members for k in doc.results[label][t].metrics}
+            assert set(g.metrics) == names
+            for metric, gm in g.metrics.items():
+                have = [t for t in members if metric in doc.results[label][t].metrics]
+                assert gm.tasks == have
+                assert gm.value == pytest.approx(sum(doc.results[label][t].metrics[metric].value for t in have) / len(have))
+
+
+def test_shapes_group_on_the_mock_backend_keeps_cider_apart(tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli("run", "-m", "mock:m,seed=3", "-t", "shapes", "--limit", "3", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = read_results(out)
+    _check_groups_like_with_like(doc)
+    g = doc.groups["m"]["shapes"]
+    assert g.primary == "vqa_accuracy" and g.metrics["vqa_accuracy"].n_tasks == 4
+    assert g.metrics["cider"].tasks == ["shapes_caption"]  # CIDEr is never averaged with accuracies
+    assert set(g.other_headlines) == {"cider", "acc", "group_score"}
+
+
+def test_a_user_group_mixing_accuracy_and_f1(tmp_path):
+    """A user's own group: two task files, one scored by accuracy and one by F1."""
+    (tmp_path / "mine_mc.yaml").write_text(
+        "task: mine_mc\ngroup: mine\noutput_type: multiple_choice\n"
+        "dataset: {local: {path: 'builtin:core/data/classification.jsonl'}, id_field: id, where: \"task == 'sentiment'\"}\n"
+        "choices: \"['positive', 'negative']\"\ntarget: label\n"
+        "prompts: [{id: p, template: 'Review: {{ text }}\\nSentiment:'}]\nmetrics: [acc]\n"
+    )
+    (tmp_path / "mine_qa.yaml").write_text(
+        "task: mine_qa\ngroup: [mine]\noutput_type: generate\n"
+        "dataset: {local: {path: 'builtin:core/data/qa.jsonl'}, id_field: id}\ntarget: answers\n"
+        "prompts: [{id: p, template: 'Passage: {{ context }}\\nQuestion: {{ question }}\\nAnswer:'}]\nmetrics: [f1]\n"
+    )
+    out = tmp_path / "run"
+    proc = run_cli("run", "-m", "mock:m", "-t", f"{tmp_path / 'mine_mc.yaml'},{tmp_path / 'mine_qa.yaml'}", "--limit", "6", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = read_results(out)
+    _check_groups_like_with_like(doc)
+    g = doc.groups["m"]["mine"]
+    assert g.primary == "acc" and g.metrics["acc"].tasks == ["mine_mc"] and g.metrics["f1"].tasks == ["mine_qa"]
+    assert g.other_headlines == {"f1": ["mine_qa"]}
+    assert "mine · f1 (mean of 1)" in proc.stdout and "mine (mean of 1)" in proc.stdout
+
+
+def test_a_task_names_its_headline_metric(tmp_path):
+    task = ("task: mine_mc\noutput_type: multiple_choice\n"
+            "dataset: {local: {path: 'builtin:core/data/classification.jsonl'}, id_field: id, where: \"task == 'sentiment'\"}\n"
+            "choices: \"['positive', 'negative']\"\ntarget: label\n"
+            "prompts: [{id: p, template: 'Review: {{ text }}\\nSentiment:'}]\nmetrics: [acc, macro_f1]\n")
+    (tmp_path / "t.yaml").write_text(task + "primary: macro_f1\n")
+    out = tmp_path / "run"
+    proc = run_cli("run", "-m", "mock:m", "-t", str(tmp_path / "t.yaml"), "--limit", "4", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert read_results(out).results["m"]["mine_mc"].primary == "macro_f1"
+    (tmp_path / "bad.yaml").write_text(task + "primary: f1\n")
+    bad = run_cli("validate", str(tmp_path / "bad.yaml"))
+    assert bad.returncode == 2 and "primary 'f1' is not one of its metrics (acc, macro_f1)" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from assay.backends.base import Origin
+from assay.backends.base import Backend, Origin
 from assay.config import RunConfig
 from assay.errors import BackendError, TaskError
 from assay.instances import Instance
@@ -84,22 +84,21 @@ def _jsonable(doc: dict[str, Any]) -> dict[str, Any]:
     return clean(doc)
 
 
-def _bind_origins(backend: Any, spec: TaskSpec, inst: Instance, used: set[str], keys: list[str]) -> bool:
+def _bind_origins(backend: Backend, spec: TaskSpec, inst: Instance, used: set[str], keys: list[str]) -> bool:
     """For a backend that serves stored answers (``replay``): tell it which item each request
     answers; False when the item has no answer and is left out. Other backends: True."""
-    answers = getattr(backend, "answers", None)
-    if answers is None:
+    if not backend.serves_stored_answers:
         return True
     first = next(p.id for p in spec.prompts if p.id in used)
     origins = [Origin(spec.task, inst.prompt_id, inst.doc_id, i, inst.prompt_id == first) for i in range(len(keys))]
-    if not all(answers(o) for o in origins):
+    if not all(backend.answers(o) for o in origins):
         return False
     for k, o in zip(keys, origins):
         backend.bind(k, o)
     return True
 
 
-def check_capabilities(label: str, backend: Any, plans: list[TaskPlan]) -> None:
+def check_capabilities(label: str, backend: Backend, plans: list[TaskPlan]) -> None:
     """Every task's request kind (and images) is one the backend serves, or one line why not."""
     for plan in plans:
         kind = REQUEST_KIND[plan.spec.output_type]
@@ -112,7 +111,7 @@ def check_capabilities(label: str, backend: Any, plans: list[TaskPlan]) -> None:
             )
 
 
-def build_model(label: str, backend: Any, plans: list[TaskPlan], cfg: RunConfig, note: Note = lambda _: None) -> tuple[dict[str, Request], list[Registration]]:
+def build_model(label: str, backend: Backend, plans: list[TaskPlan], cfg: RunConfig, note: Note = lambda _: None) -> tuple[dict[str, Request], list[Registration]]:
     """A model's requests (by key) and the rows that record them, per task."""
     tpl: ChatTemplate | None = backend.chat_template()
     all_requests: dict[str, Request] = {}
@@ -150,12 +149,11 @@ def build_model(label: str, backend: Any, plans: list[TaskPlan], cfg: RunConfig,
             if inst.images:
                 data["images"] = inst.images
             rows.append((inst.prompt_id, inst.doc_id, json.loads(canonical_json(data)), keys))
-        if hasattr(backend, "answers") and len(rows) < len(plan.instances):
+        if backend.serves_stored_answers and len(rows) < len(plan.instances):
             note(f"  {spec.task}: {len(rows)} of {len(plan.instances)} items have an answer; the others are left out")
         registrations.append((spec.task, spec.model_dump(mode="json"), task_info(plan, formats), rows))
-    unmatched = getattr(backend, "unmatched", None)
-    if unmatched is not None:
-        check_replay(label, unmatched(), sum(len(r[3]) for r in registrations), [p.spec.task for p in plans], note)
+    if backend.serves_stored_answers:
+        check_replay(label, backend.unmatched(), sum(len(r[3]) for r in registrations), [p.spec.task for p in plans], note)
     return all_requests, registrations
 
 

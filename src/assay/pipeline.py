@@ -23,13 +23,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from assay.backends.base import Backend
 from assay.backends.registry import load_backend, parse_model
 from assay.build import Registration, build_model, check_capabilities
 from assay.config import RunConfig, default_run_dir, unique_labels
 from assay.errors import StoreError
 from assay.events import Observer
-from assay.plan import plan_tasks
-from assay.requests import canonical_json
+from assay.plan import TaskPlan, plan_tasks
+from assay.requests import Request, canonical_json
 from assay.results import RESULTS_NAME, RunResults
 from assay.schedule.scheduler import execute, pending
 from assay.scoring.run import check_code_sandbox, score_store
@@ -40,7 +41,7 @@ from assay.store.runs import RunStore
 REPORT_NAME = "report.html"
 
 
-def store_model(store: RunStore, label: str, backend: Any, registrations: list[Registration]) -> None:
+def store_model(store: RunStore, label: str, backend: Backend, registrations: list[Registration]) -> None:
     """Record a model and its tasks' instances (with their request keys) in the run store."""
     store.put_model(label, backend.info.fingerprint, asdict(backend.info))
     for task, spec_json, info, rows in registrations:
@@ -158,7 +159,7 @@ def _write_report(run_dir: Path, ui: Observer) -> None:
     ui.note(f"report: {html}")
 
 
-def register_model(store: RunStore, label: str, backend: Any, plans: list[Any], cfg: RunConfig, ui: Observer | None = None) -> dict[str, Any]:
+def register_model(store: RunStore, label: str, backend: Backend, plans: list[TaskPlan], cfg: RunConfig, ui: Observer | None = None) -> dict[str, Request]:
     """Build a model's requests and record them in ``store`` at once (for tests and tools that
     drive the stages by hand); ``run`` stores only after every check has passed."""
     requests, registrations = build_model(label, backend, plans, cfg, (ui or Observer()).note)

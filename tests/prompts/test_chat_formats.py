@@ -8,6 +8,7 @@ import hashlib
 import pytest
 from pydantic import ValidationError
 
+from assay.backends.base import Backend, Capabilities, ModelInfo
 from assay.errors import TaskError, UnknownNameError
 from assay.prompts.chat import apply_format, choose_format, render_chat
 from assay.prompts.formats import FORMATS, check_format_name, check_policy, get_format, known_formats
@@ -238,16 +239,19 @@ def test_openchat_system_form_token_ids(llama_tok):
 # --------------------------------------------------------------------------- what a run records
 
 
-class _Describing:
+class _Describing(Backend):
     """A backend that only describes itself (no model)."""
-
-    from assay.backends.base import Capabilities, ModelInfo
 
     info = ModelInfo("stub", "stub", "fp")
     capabilities = Capabilities()
 
     def chat_template(self):
         return None
+
+    def loglikelihood(self, requests):
+        raise AssertionError("a describing stub computes nothing")
+
+    loglikelihood_rolling = generate = loglikelihood
 
 
 def _register(tmp_path, chat_format):
