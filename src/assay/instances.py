@@ -157,7 +157,7 @@ def build_instances(
         pool.sort(key=lambda d: d["_id"])  # the choice must not depend on the order of the rows
     if k and len(pool) <= k and fewshot_pool is None:
         raise TaskError(f"task {spec.task}: {k}-shot needs more than {k} documents in the split")
-    rices = Rices(embedding(spec.fewshot.embedding, spec.task), spec.task) if k and spec.fewshot.sampler == "rices" else None
+    rices = Rices(embedding(spec.fewshot.embedding, spec.task), spec.task, image_store.load) if k and spec.fewshot.sampler == "rices" else None
     with_images = spec.images is not None
     out: list[Instance] = []
     for p in prompts:
