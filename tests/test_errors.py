@@ -247,3 +247,21 @@ def test_include_of_a_number_is_one_clear_line(tmp_path):
     task = _task(tmp_path, ROWS)
     task.write_text("include: 5\n" + task.read_text())
     _one_line_error(run_cli("validate", str(task)), f"{task}:1", "include takes a file name")
+
+
+def test_the_error_tree_drawn_in_errors_py_is_the_class_tree():
+    import re
+
+    from assay import errors
+
+    drawn: dict[str, str | None] = {}
+    parents: dict[int, str] = {}  # column of a name -> the name last drawn there
+    for line in errors.__doc__.split("\n\n")[1].splitlines():
+        m = re.match(r"^([ │]*(?:[├└]── )?)([A-Z]\w+)\s", line)
+        if m:
+            col = len(m.group(1))
+            drawn[m.group(2)] = parents.get(col - 4)
+            parents[col] = m.group(2)
+    classes = {n: c for n, c in vars(errors).items() if isinstance(c, type) and issubclass(c, errors.AssayError)}
+    assert set(drawn) == set(classes)
+    assert {n: (c.__base__.__name__ if c is not errors.AssayError else None) for n, c in classes.items()} == drawn

@@ -1,15 +1,17 @@
 """One error tree for assay.
 
     AssayError                  anything assay reports to a user (printed as one line, exit 2)
-    ├── ConfigError             bad command-line options or run configuration
+    ├── ConfigError             bad command-line options, model arguments or run configuration
     │   └── UnknownOptionError  an unknown model argument (key=value), did-you-mean
     ├── TaskError               a task spec that does not load, validate or render
     ├── DataError               a data file that is missing, corrupt or lacks a field
     ├── BackendError            a model that does not load or a backend call that fails
-    │   └── UnknownNameError    an unknown model alias, backend, task or metric (did-you-mean)
-    ├── StoreError              the run store cannot be opened or written
+    ├── StoreError              a run store or run folder that cannot be opened, locked or written
+    ├── UnknownNameError        an unknown name (task, model alias, backend, metric, chat format,
+    │                           extraction step, prompt id), with close matches suggested
     └── MissingDependency       an optional extra is not installed (names the pip line)
 
+The CLI raises ``AssayError`` itself for a mistake in its own arguments that fits none of these.
 Foreign errors are translated where they occur (``raise TaskError(...) from exc``) so the
 CLI never prints a bare traceback for a user's mistake.
 """

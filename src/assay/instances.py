@@ -1,7 +1,9 @@
-"""Documents × prompt templates → instances (rendered, with their few-shot examples).
+"""Documents × prompt templates → instances (``build_instances``): every document rendered
+with every selected prompt, with its choices, target, preamble and few-shot examples, and the
+image ids of its pictures (given to the rows by ``attach_images`` first).
 
-An instance is model-independent: the chat format of a model is applied later, when
-instances become requests (``build_requests``).
+An instance is model-independent: a model's chat format is applied later, when ``evaluate``
+turns the instances of a (model, task prompt) pair into requests (``prompts.chat.apply_format``).
 """
 
 from __future__ import annotations
@@ -155,7 +157,7 @@ def build_instances(
         pool.sort(key=lambda d: d["_id"])  # the choice must not depend on the order of the rows
     if k and len(pool) <= k and fewshot_pool is None:
         raise TaskError(f"task {spec.task}: {k}-shot needs more than {k} documents in the split")
-    rices = Rices(embedding(spec.fewshot.embedding, spec.task), spec.task) if k and spec.fewshot.sampler == "rices" else None
+    rices = Rices(embedding(spec.fewshot.embedding, spec.task), spec.task, image_store.load) if k and spec.fewshot.sampler == "rices" else None
     with_images = spec.images is not None
     out: list[Instance] = []
     for p in prompts:

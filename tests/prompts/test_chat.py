@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from assay.errors import TaskError, UnknownNameError
-from assay.prompts.chat import END_MARKERS, ChatTemplate, FormatChoice, apply_format, choose_format, render_chat
+from assay.prompts.chat import ChatTemplate, FormatChoice, apply_format, choose_format, render_chat
+from assay.prompts.template import END_MARKERS
 
 CHATML = (
     "{% for message in messages %}"

@@ -9,18 +9,19 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from assay.errors import TaskError
 from assay.requests import GenerateRequest, GenerateResult, request_key
 from assay.scoring import metrics as M
-from assay.scoring.extract import check_extract, extract, label_map, vote
+from assay.scoring.extract import STEPS, check_extract, check_pipeline, extract, label_map, vote
 from assay.scoring.score import score_task
 from assay.scoring.answers import extract_letter, extract_number, normalize_number
 from assay.scoring.entities import parse_entities
 from assay.scoring.labels import LABEL_PRESETS, map_label
 from assay.store.runs import RunStore
 from assay.tasks.loader import load_task
-from assay.tasks.spec import ExtractSpec, TaskSpec
+from assay.tasks.spec import ExtractSpec, ExtractStep, TaskSpec
 
 
 def run(extract_yaml, answer, *, target=None, task_vars=None):
@@ -365,7 +366,7 @@ def _task(extract_yaml: str) -> str:
         ("[{name: label, args: {preset: hate}}, number]", "step 2 'number' reads text, but step 1 'label' gives a label"),
         ("[majority, number]", "task pipe_task: extract step 1 'majority' must be the last step"),
         ("[strip, code]", "'code' runs the raw answer and cannot be part of a pipeline"),
-        ("[numbr]", "extract"),
+        ("[numbr]", "extract.steps.0.name': unknown extraction step 'numbr'. Did you mean: number"),
     ],
 )
 def test_bad_pipeline_is_a_load_error_naming_the_task(tmp_path, extract_yaml, message):
@@ -390,6 +391,27 @@ def test_good_pipelines_load(tmp_path):
 def test_unknown_step_args_are_task_errors():
     with pytest.raises(TaskError, match="task t: extract step 2 'number' takes no argument"):
         check_extract(ExtractSpec.model_validate(["strip", {"name": "number", "args": {"pattern": "x"}}]), {}, "t")
+
+
+def test_unknown_step_names_suggest_close_ones():
+    with pytest.raises(ValidationError, match="unknown extraction step 'first_lines'. Did you mean: first_line"):
+        ExtractSpec.model_validate(["strip", "first_lines"])
+    # a spec built without validation is still checked before any model runs, and by name
+    unchecked = ExtractSpec.model_construct(steps=(ExtractStep(name="strip"), ExtractStep.model_construct(name="lable", args={})))
+    with pytest.raises(TaskError, match="task t: extract step 2: unknown extraction step 'lable'. Did you mean: label"):
+        check_extract(unchecked, {}, "t")
+    with pytest.raises(TaskError, match="task t: unknown extraction step 'lable'"):
+        extract(unchecked, "x", task_vars={}, target=None, task="t")
+
+
+def test_the_table_is_the_one_list_of_steps():
+    """The spec accepts every step of ``STEPS`` by name, and a step whose ``gives`` is not text
+    cannot feed a text step."""
+    for name, step in STEPS.items():
+        check_pipeline(ExtractSpec.model_validate(name), "t")
+        if step.gives is not None and name != "code":  # code cannot be part of any pipeline
+            with pytest.raises(ValueError, match=f"step 2 'strip' reads text, but step 1 '{name}' gives {step.gives}"):
+                check_pipeline(ExtractSpec.model_validate([name, "strip"]), "t")
 
 
 # --------------------------------------------------------------------------- majority vote

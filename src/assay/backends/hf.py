@@ -58,6 +58,35 @@ def _fits(length: int, longest: int) -> bool:
     return longest - length <= max(_SLACK, (1 - _BUCKET) * longest)
 
 
+_CACHE_NAMES: dict[type, str] = {}  # model class -> the keyword its forward takes a cache by
+
+
+def _forward_cache_name(cls: type) -> str:
+    if cls not in _CACHE_NAMES:
+        import inspect
+
+        _CACHE_NAMES[cls] = "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"
+    return _CACHE_NAMES[cls]
+
+
+def _pass_cache(model: Any, cache: Any) -> dict[str, Any]:
+    """Forward-pass arguments that hand ``model`` a key/value cache and ask for it back.
+
+    transformers 5 takes the cache as ``cache`` and warns (a FutureWarning on every call) on
+    the old ``past_key_values``; earlier releases, and remote code written for them, take only
+    ``past_key_values`` and would silently ignore ``cache``. So the name comes from the model's
+    own ``forward`` (a PEFT wrapper passes keywords through to the model it wraps)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return {_forward_cache_name(type(inner)): cache, "use_cache": True}
+
+
+def _returned_cache(out: Any) -> Any:
+    """The key/value cache a forward pass returned (``cache``; ``past_key_values`` before
+    transformers 5 renamed it, where reading the old name now logs a deprecation)."""
+    cache = out.get("cache")
+    return cache if cache is not None else out.get("past_key_values")
+
+
 def _left_pad(seqs: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows right-aligned in a batch as wide as the longest: input ids filled with ``pad``,
     and the attention mask of the real tokens."""
@@ -293,8 +322,8 @@ class HFBackend(HFGeneration, HFTokens, TokenScoring, Backend):
                 smask[k, : len(c) - 1] = 1
             full_mask = torch.cat([mask[own], smask], dim=1)
             spos = ctx_len[own][:, None] + torch.arange(sw)[None, :]
-            cache = self._select_cache(first.past_key_values, own.to(dev))
-            logits = self.model(input_ids=sids.to(dev), attention_mask=full_mask.to(dev), position_ids=spos.to(dev), past_key_values=cache, use_cache=True).logits
+            cache = self._select_cache(_returned_cache(first), own.to(dev))
+            logits = self.model(input_ids=sids.to(dev), attention_mask=full_mask.to(dev), position_ids=spos.to(dev), **_pass_cache(self.model, cache)).logits
             lps = torch.log_softmax(logits.float(), dim=-1).cpu()
             for k, r in enumerate(chunk):
                 c = conts[r]
@@ -389,13 +418,13 @@ class HFBackend(HFGeneration, HFTokens, TokenScoring, Backend):
         cache = None
         if shared:
             first = self.model(input_ids=torch.tensor([seqs[0][:shared]], device=dev), use_cache=True, logits_to_keep=1)
-            cache = self._select_cache(first.past_key_values, torch.zeros(n, dtype=torch.long, device=dev))
+            cache = self._select_cache(_returned_cache(first), torch.zeros(n, dtype=torch.long, device=dev))
             del first
         ids, rest_mask = _left_pad([x[shared:] for x in seqs], self.pad)
         mask = torch.cat([torch.ones((n, shared), dtype=torch.long), rest_mask], dim=1)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
-        out = self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev), past_key_values=cache, use_cache=True, logits_to_keep=1)
-        cache, mask, last = out.past_key_values, mask.to(dev), pos[:, -1].to(dev)
+        out = self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev), **_pass_cache(self.model, cache), logits_to_keep=1)
+        cache, mask, last = _returned_cache(out), mask.to(dev), pos[:, -1].to(dev)
         logits = out.logits[:, -1]
         del out  # it holds the cache too: rows that stop must leave the only reference to it
         stops = set(stop_ids)
@@ -421,7 +450,7 @@ class HFBackend(HFGeneration, HFTokens, TokenScoring, Backend):
             nxt = torch.tensor([[new[row][-1]] for row in active], device=dev)
             mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype, device=dev)], dim=1)
             last = last + 1
-            logits = self.model(input_ids=nxt, attention_mask=mask, position_ids=last[:, None], past_key_values=cache, use_cache=True).logits[:, -1]
+            logits = self.model(input_ids=nxt, attention_mask=mask, position_ids=last[:, None], **_pass_cache(self.model, cache)).logits[:, -1]
         return new
 
     def chat_template(self) -> ChatTemplate | None:

@@ -1,9 +1,20 @@
-"""GGUF models through llama-cpp-python.
+"""GGUF models through llama-cpp-python, in process.
 
-Scoring packs several sequences into one ``llama_decode`` call (one KV cell range per
-sequence, logits requested only where a continuation token is predicted); generation runs
-llama-cpp-python's sampler one request at a time and stops at end-of-generation tokens, the
-request's stop token ids, stop strings and ``max_tokens``.
+Scoring has a llama.cpp context of its own (flash attention off, as in generation and in
+llama-cpp-python's server by default) and cuts every request the same way: the context in one
+``llama_decode`` call, then the continuation but its last token in the next, reading the
+context's cells, which are removed before the next continuation. llama.cpp's numbers depend on
+that cut, so it is part of the fingerprint (``SCORING``); requests whose contexts tokenise the
+same decode the context once (``share_context``, the default), with the same numbers. Rolling
+log-likelihoods decode one window per call unless ``max_seqs=N`` packs up to N windows into
+one (faster, but then a score depends on its neighbours).
+
+Generation runs one request at a time through llama-cpp-python's sampler, seeded per request.
+The prompt is decoded in chunks of 128 tokens from position 0, and the whole chunks it shares
+with the previous prompt stay cached. A reply ends at an end-of-generation token, one of the
+request's stop token ids (or a stop string that is one special token), a stop string or
+``max_tokens``. Prompts longer than the window are cut from the left, and results say by how
+many tokens (``truncated``).
 """
 
 from __future__ import annotations
@@ -64,9 +75,10 @@ def _quiet_logs() -> None:
 
 
 class LlamaCppBackend(TokenScoring, Backend):
-    """``llamacpp:FILE.gguf[,n_ctx=N,max_length=N,n_threads=N,pack_tokens=N,max_seqs=N]``
+    """``llamacpp:FILE.gguf[,n_ctx=N,max_length=N,n_threads=N,pack_tokens=N,max_seqs=N,seed=N,share_context=false]``
 
-    ``max_seqs`` > 1 packs sequences into one decode: faster, but not batch-invariant.
+    ``max_seqs`` > 1 packs rolling-log-likelihood windows into one decode: faster, but not
+    batch-invariant.
     """
 
     options = {

@@ -14,7 +14,6 @@ comparable. ``--chat-format`` overrides the policy for every task.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -24,26 +23,8 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from assay.errors import TaskError
-
-# End-of-turn markers that, when present in a template, also end a generation.
-END_MARKERS = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>", "<|end_of_turn|>", "<end_of_utterance>", "</s>")
-
-
-@dataclass(frozen=True)
-class ChatTemplate:
-    source: str
-    bos_token: str = ""
-    eos_token: str = ""
-
-    @property
-    def hash(self) -> str:
-        return hashlib.sha256(self.source.encode()).hexdigest()[:12]
-
-    def stop_strings(self) -> tuple[str, ...]:
-        marks = [m for m in END_MARKERS if m in self.source]
-        if self.eos_token and self.eos_token not in marks:
-            marks.append(self.eos_token)
-        return tuple(marks)
+from assay.prompts.formats import get_format
+from assay.prompts.template import ChatTemplate
 
 
 @dataclass(frozen=True)
@@ -85,8 +66,6 @@ def _model(tpl: ChatTemplate, reason: str) -> FormatChoice:
 
 
 def _named(name: str, reason: str) -> FormatChoice:
-    from assay.prompts.formats import get_format  # formats.py builds on this module
-
     fmt = get_format(name)
     return FormatChoice(fmt.name, fmt.hash, reason, fmt.chat_template, fmt.stop)
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from assay.errors import UnknownNameError
-from assay.prompts.chat import ChatTemplate
+from assay.prompts.template import ChatTemplate
 
 # Names that are not templates: plain text, and the model's own template.
 BUILTIN = ("none", "model")

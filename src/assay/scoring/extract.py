@@ -20,41 +20,56 @@ output text. Steps and their ``args``:
   ``rename`` (preset label → the label your targets use, e.g. ``{Sci/Tech: sci_tech}``);
 * ``entities``: ``types`` (TYPE → words; default PER/LOC/ORG/MISC), gives ``[[surface, TYPE]]``;
 * ``code``: the program in the answer (``assay.scoring.code.extract_code``); a step of its own;
-* ``majority`` (last step only): the items's answer is the most common one over its samples
+* ``majority`` (last step only): the item's answer is the most common one over its samples
   (ties: the earliest sample's; None answers do not vote unless all are None). The vote is
   taken in ``score.py``, which keeps every sample's answer in the sample file.
 
-A step that receives None (nothing found) passes None on.
+A step that receives None (nothing found) passes None on. Each step is one entry of
+:data:`STEPS` (what it does, the arguments it takes, their check, what it gives when that is
+not text); the task spec checks its pipeline against that table when the task loads.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from assay.errors import TaskError
+from assay.errors import TaskError, UnknownNameError
 from assay.scoring import text
 from assay.scoring.answers import NUMBER_MODES, choice_letters, extract_letter, extract_number
+from assay.scoring.code import extract_code
 from assay.scoring.entities import parse_entities
 from assay.scoring.labels import LABEL_PRESETS, map_label
-from assay.scoring.code import extract_code
-from assay.tasks.spec import ExtractSpec, ExtractStep, check_pipeline
 
-STEP_ARGS: dict[str, tuple[str, ...]] = {
-    "none": (),
-    "strip": (),
-    "first_line": (),
-    "span": (),
-    "regex": ("pattern", "group", "all", "flags", "dotall"),
-    "number": ("mode",),
-    "letter": ("letters", "n", "format"),
-    "label": ("labels", "labels_var", "preset", "rename"),
-    "entities": ("types",),
-    "code": (),
-    "majority": (),
-}
+if TYPE_CHECKING:  # types only: tasks.spec imports this module to check pipelines when a task loads
+    from assay.tasks.spec import ExtractSpec, ExtractStep
+
 _FLAG_LETTERS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE, "a": re.ASCII}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a step may read besides the answer."""
+
+    task_vars: dict[str, Any]
+    target: Any
+    task: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """One kind of extraction step."""
+
+    name: str
+    # (step, the answer as text, context) -> its output; None: the answer passes as it is,
+    # None included
+    run: Callable[[ExtractStep, str, Context], Any] | None
+    args: tuple[str, ...] = ()  # the arguments it takes
+    # (step, "task T: extract step N 'name'", task vars, task) -> raises TaskError
+    check: Callable[[ExtractStep, str, dict[str, Any], str], None] | None = None
+    gives: str | None = None  # what it gives when that is not text: it cannot feed a text step
 
 
 def _words(v: Any) -> list[str]:
@@ -109,55 +124,28 @@ def _regex_flags(step: ExtractStep, task: str) -> int:
     return flags
 
 
-def _check_step(step: ExtractStep, i: int, task_vars: dict[str, Any], task: str) -> None:
-    where = f"task {task}: extract step {i} '{step.name}'"
-    extra = set(step.args) - set(STEP_ARGS[step.name])
-    if extra:
-        allowed = ", ".join(STEP_ARGS[step.name]) or "none"
-        raise TaskError(f"{where} takes no argument(s) {', '.join(sorted(extra))} (it takes: {allowed})")
+# -- each step's check (before any model runs) and run ----------------------------------------
+
+
+def _check_label(step: ExtractStep, where: str, task_vars: dict[str, Any], task: str) -> None:
+    label_map(step, task_vars, task)
+
+
+def _check_regex(step: ExtractStep, where: str, task_vars: dict[str, Any], task: str) -> None:
     a = step.args
-    if step.name == "label":
-        label_map(step, task_vars, task)
-    elif step.name == "regex":
-        if "pattern" not in a:
-            raise TaskError(f"{where} needs args.pattern")
-        try:
-            rx = re.compile(a["pattern"], _regex_flags(step, task))
-        except (re.error, TypeError) as exc:
-            raise TaskError(f"{where}: the pattern does not compile: {exc}") from None
-        group = a.get("group")
-        if group is not None and (not isinstance(group, (int, str)) or (isinstance(group, int) and not 0 <= group <= rx.groups)):
-            raise TaskError(f"{where}: group {group!r} is not a group of the pattern ({rx.groups} groups)")
-    elif step.name == "number":
-        if a.get("mode", "last") not in NUMBER_MODES:
-            raise TaskError(f"{where}: mode must be one of {', '.join(NUMBER_MODES)}, not {a.get('mode')!r}")
-    elif step.name == "letter":
-        if "letters" in a and "n" in a:
-            raise TaskError(f"{where}: give letters or n, not both")
-        try:
-            choice_letters(a.get("letters"), a.get("n"))
-        except ValueError as exc:
-            raise TaskError(f"{where}: {exc}") from None
-        fmt = a.get("format", "{}")
-        if not isinstance(fmt, str) or fmt.count("{}") != 1:
-            raise TaskError(f"{where}: format must be a string with one '{{}}' for the letter, such as '({{}})'")
-    elif step.name == "entities" and "types" in a:
-        if not isinstance(a["types"], dict) or not a["types"]:
-            raise TaskError(f"{where}: types must map each entity type to its words")
-
-
-def check_extract(spec: ExtractSpec, task_vars: dict[str, Any], task: str) -> None:
-    """Validate the pipeline and every step's arguments (before any model runs)."""
+    if "pattern" not in a:
+        raise TaskError(f"{where} needs args.pattern")
     try:
-        check_pipeline(spec, task)
-    except ValueError as exc:
-        raise TaskError(str(exc)) from None
-    for i, step in enumerate(spec.steps, 1):
-        _check_step(step, i, task_vars, task)
+        rx = re.compile(a["pattern"], _regex_flags(step, task))
+    except (re.error, TypeError) as exc:
+        raise TaskError(f"{where}: the pattern does not compile: {exc}") from None
+    group = a.get("group")
+    if group is not None and (not isinstance(group, (int, str)) or (isinstance(group, int) and not 0 <= group <= rx.groups)):
+        raise TaskError(f"{where}: group {group!r} is not a group of the pattern ({rx.groups} groups)")
 
 
-def _regex(step: ExtractStep, answer: str, task: str) -> str:
-    rx = re.compile(step.args["pattern"], _regex_flags(step, task))
+def _run_regex(step: ExtractStep, answer: str, ctx: Context) -> str:
+    rx = re.compile(step.args["pattern"], _regex_flags(step, ctx.task))
     if step.args.get("all"):
         matches = list(rx.finditer(answer))
         m = matches[-1] if matches else None
@@ -169,36 +157,116 @@ def _regex(step: ExtractStep, answer: str, task: str) -> str:
     return (m.group(group) or "").strip()
 
 
+def _check_number(step: ExtractStep, where: str, task_vars: dict[str, Any], task: str) -> None:
+    if step.args.get("mode", "last") not in NUMBER_MODES:
+        raise TaskError(f"{where}: mode must be one of {', '.join(NUMBER_MODES)}, not {step.args.get('mode')!r}")
+
+
+def _check_letter(step: ExtractStep, where: str, task_vars: dict[str, Any], task: str) -> None:
+    a = step.args
+    if "letters" in a and "n" in a:
+        raise TaskError(f"{where}: give letters or n, not both")
+    try:
+        choice_letters(a.get("letters"), a.get("n"))
+    except ValueError as exc:
+        raise TaskError(f"{where}: {exc}") from None
+    fmt = a.get("format", "{}")
+    if not isinstance(fmt, str) or fmt.count("{}") != 1:
+        raise TaskError(f"{where}: format must be a string with one '{{}}' for the letter, such as '({{}})'")
+
+
+def _run_letter(step: ExtractStep, answer: str, ctx: Context) -> str | None:
+    letter = extract_letter(answer, choice_letters(step.args.get("letters"), step.args.get("n")))
+    return None if letter is None else str(step.args.get("format", "{}")).replace("{}", letter)
+
+
+def _check_entities(step: ExtractStep, where: str, task_vars: dict[str, Any], task: str) -> None:
+    types = step.args.get("types")
+    if "types" in step.args and (not isinstance(types, dict) or not types):
+        raise TaskError(f"{where}: types must map each entity type to its words")
+
+
+def _run_code(step: ExtractStep, answer: str, ctx: Context) -> str:
+    target = ctx.target
+    ep = target.get("entry_point") if isinstance(target, dict) else None
+    prefix = (target.get("prompt_prefix") or "") if isinstance(target, dict) else ""
+    return extract_code(answer, entry_point=ep, prompt_prefix=prefix)
+
+
+STEPS: dict[str, Step] = {
+    s.name: s
+    for s in (
+        Step("none", None),
+        Step("strip", lambda step, answer, ctx: answer.strip()),
+        Step("first_line", lambda step, answer, ctx: next((ln.strip() for ln in answer.splitlines() if ln.strip()), "")),
+        Step("span", lambda step, answer, ctx: text.extract_span_answer(answer)),
+        Step("regex", _run_regex, ("pattern", "group", "all", "flags", "dotall"), _check_regex),
+        Step("number", lambda step, answer, ctx: extract_number(answer, step.args.get("mode", "last")), ("mode",), _check_number),
+        Step("letter", _run_letter, ("letters", "n", "format"), _check_letter),
+        Step(
+            "label",
+            lambda step, answer, ctx: map_label(answer, label_map(step, ctx.task_vars, ctx.task)),
+            ("labels", "labels_var", "preset", "rename"),
+            _check_label,
+            gives="a label",
+        ),
+        Step(
+            "entities",
+            lambda step, answer, ctx: [list(e) for e in parse_entities(answer, types=step.args.get("types"))],
+            ("types",),
+            _check_entities,
+            gives="a list of entities",
+        ),
+        Step("code", _run_code, gives="code"),
+        Step("majority", None),  # the vote over an item's samples is taken in score.py
+    )
+}
+
+
+def check_pipeline(spec: ExtractSpec, task: str) -> None:
+    """Raise ValueError for an unknown step or one that cannot read what the step before it
+    gives (the task spec calls this when a task loads)."""
+    names = [s.name for s in spec.steps]
+    for i, name in enumerate(names):
+        if name not in STEPS:
+            raise ValueError(f"task {task}: extract step {i + 1}: {UnknownNameError('extraction step', name, STEPS)}")
+    for i, name in enumerate(names):
+        if name == "majority" and i != len(names) - 1:
+            raise ValueError(f"task {task}: extract step {i + 1} 'majority' must be the last step")
+        if name == "majority" and "code" in names:
+            raise ValueError(f"task {task}: extract 'majority' cannot vote over 'code' (use pass_at_k over the samples)")
+        if name == "code" and len(names) > 1:
+            raise ValueError(f"task {task}: extract 'code' runs the raw answer and cannot be part of a pipeline")
+        gives = STEPS[names[i - 1]].gives if i else None
+        if name != "majority" and gives is not None:
+            raise ValueError(f"task {task}: extract step {i + 1} '{name}' reads text, but step {i} '{names[i - 1]}' gives {gives}")
+
+
+def check_extract(spec: ExtractSpec, task_vars: dict[str, Any], task: str) -> None:
+    """Validate the pipeline and every step's arguments against :data:`STEPS` (before any
+    model runs)."""
+    try:
+        check_pipeline(spec, task)
+    except ValueError as exc:
+        raise TaskError(str(exc)) from None
+    for i, step in enumerate(spec.steps, 1):
+        kind = STEPS[step.name]
+        where = f"task {task}: extract step {i} '{step.name}'"
+        extra = set(step.args) - set(kind.args)
+        if extra:
+            raise TaskError(f"{where} takes no argument(s) {', '.join(sorted(extra))} (it takes: {', '.join(kind.args) or 'none'})")
+        if kind.check is not None:
+            kind.check(step, where, task_vars, task)
+
+
 def run_step(step: ExtractStep, answer: Any, *, task_vars: dict[str, Any], target: Any, task: str) -> Any:
-    """One step on one answer (None passes through every step but ``none``)."""
-    name = step.name
-    if name in ("none", "majority"):
+    """One step on one answer (None passes through every step)."""
+    kind = STEPS.get(step.name)
+    if kind is None:
+        raise TaskError(f"task {task}: {UnknownNameError('extraction step', step.name, STEPS)}")
+    if kind.run is None or answer is None:
         return answer
-    if answer is None:
-        return None
-    answer = str(answer)
-    if name == "strip":
-        return answer.strip()
-    if name == "first_line":
-        return next((ln.strip() for ln in answer.splitlines() if ln.strip()), "")
-    if name == "regex":
-        return _regex(step, answer, task)
-    if name == "number":
-        return extract_number(answer, step.args.get("mode", "last"))
-    if name == "letter":
-        letter = extract_letter(answer, choice_letters(step.args.get("letters"), step.args.get("n")))
-        return None if letter is None else str(step.args.get("format", "{}")).replace("{}", letter)
-    if name == "label":
-        return map_label(answer, label_map(step, task_vars, task))
-    if name == "entities":
-        return [list(e) for e in parse_entities(answer, types=step.args.get("types"))]
-    if name == "span":
-        return text.extract_span_answer(answer)
-    if name == "code":
-        ep = target.get("entry_point") if isinstance(target, dict) else None
-        prefix = (target.get("prompt_prefix") or "") if isinstance(target, dict) else ""
-        return extract_code(answer, entry_point=ep, prompt_prefix=prefix)
-    raise TaskError(f"task {task}: unknown extraction '{name}'")
+    return kind.run(step, str(answer), Context(task_vars, target, task))
 
 
 def extract(spec: ExtractSpec, answer: str, *, task_vars: dict[str, Any], target: Any, task: str) -> Any:

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from assay.data import images as image_store
 from assay.errors import TaskError
 
 Embed = Callable[[list[Any]], Any]
@@ -52,10 +51,13 @@ def embedding(name: str, task: str) -> Embed:
 
 
 class Rices:
-    """Nearest support examples by first-image similarity, embeddings computed once per image."""
+    """Nearest support examples by first-image similarity, embeddings computed once per image.
 
-    def __init__(self, embed: Embed, task: str, batch: int = 64):
-        self.embed, self.task, self.batch = embed, task, batch
+    Rows name their pictures by image id (``_images``); ``load`` gives the picture of an id
+    (``data.images.load``: the image store is the data layer's, above this one)."""
+
+    def __init__(self, embed: Embed, task: str, load: Callable[[str], Any], batch: int = 64):
+        self.embed, self.task, self.load, self.batch = embed, task, load, batch
         self._vec: dict[str, np.ndarray] = {}
 
     def _first_image(self, doc: dict[str, Any]) -> str:
@@ -68,7 +70,7 @@ class Rices:
         todo = [r for r in dict.fromkeys(refs) if r not in self._vec]
         for i in range(0, len(todo), self.batch):
             chunk = todo[i : i + self.batch]
-            vecs = np.asarray(self.embed([image_store.load(r) for r in chunk]), dtype=np.float64)
+            vecs = np.asarray(self.embed([self.load(r) for r in chunk]), dtype=np.float64)
             if vecs.ndim != 2 or vecs.shape[0] != len(chunk):
                 raise TaskError(f"task {self.task}: the embedding returned shape {vecs.shape} for {len(chunk)} images (want one vector per image)")
             norms = np.linalg.norm(vecs, axis=1, keepdims=True)

@@ -13,6 +13,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer, model_validator
 
+from assay.errors import UnknownNameError
+from assay.scoring.extract import STEPS as EXTRACT_STEPS
+from assay.scoring.extract import check_pipeline
+
 SPEC_VERSION = 1
 
 
@@ -191,7 +195,6 @@ class GenerationSpec(_Strict):
 
 
 def _chat_policy(v: Any) -> Any:
-    from assay.errors import UnknownNameError
     from assay.prompts.formats import check_policy
 
     if isinstance(v, str):
@@ -216,18 +219,19 @@ def metric_display_name(name: str, args: dict[str, Any]) -> str:
     return name
 
 
-ExtractName = Literal[
-    "none", "strip", "first_line", "regex", "label", "entities", "code", "span", "number", "letter", "majority"
-]
-# what a step gives when it is not text (text steps feed text steps; see ``check_pipeline``)
-EXTRACT_GIVES: dict[str, str] = {"label": "a label", "entities": "a list of entities", "code": "code"}
-
-
 class ExtractStep(_Strict):
-    """One extraction step: a name and its arguments (checked by ``scoring.extract.check_extract``)."""
+    """One extraction step: a name from ``scoring.extract.STEPS`` and its arguments (checked by
+    ``scoring.extract.check_extract``)."""
 
-    name: ExtractName
+    name: str
     args: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in EXTRACT_STEPS:
+            raise ValueError(str(UnknownNameError("extraction step", v, EXTRACT_STEPS)))
+        return v
 
 
 class ExtractSpec(_Strict):
@@ -276,22 +280,6 @@ class ExtractSpec(_Strict):
 
     def step(self, name: str) -> ExtractStep | None:
         return next((s for s in self.steps if s.name == name), None)
-
-
-def check_pipeline(spec: ExtractSpec, task: str) -> None:
-    """Raise ValueError when a step cannot read what the step before it gives."""
-    names = [s.name for s in spec.steps]
-    for i, name in enumerate(names):
-        if name == "majority" and i != len(names) - 1:
-            raise ValueError(f"task {task}: extract step {i + 1} 'majority' must be the last step")
-        if name == "majority" and "code" in names:
-            raise ValueError(f"task {task}: extract 'majority' cannot vote over 'code' (use pass_at_k over the samples)")
-        if name == "code" and len(names) > 1:
-            raise ValueError(f"task {task}: extract 'code' runs the raw answer and cannot be part of a pipeline")
-        if i and name != "majority" and names[i - 1] in EXTRACT_GIVES:
-            raise ValueError(
-                f"task {task}: extract step {i + 1} '{name}' reads text, but step {i} '{names[i - 1]}' gives {EXTRACT_GIVES[names[i - 1]]}"
-            )
 
 
 def _metric(v: Any) -> Any:
