@@ -38,7 +38,10 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(BIN)/assay run --model smollm2-135m-instruct --model gemma3-270m --tasks core,xcopa --prompt lmeval --output runs/demo
 
+# lint (ruff) and type-check the typed modules (mypy; the list is in pyproject.toml) first
 test: install-test
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 clean:

@@ -17,7 +17,7 @@ from conftest import run_cli
 
 from assay.reports.terminal import leaderboard_table
 from assay.results import RunResults, TaskInfo, TaskResult, parse_results, read_results
-from assay.scoring.aggregate import group_scores
+from assay.results import group_scores
 
 FIXTURE_V1 = Path(__file__).parent / "fixtures" / "run_v1"  # written by assay before issue 14 (results version 1)
 SMOL = "smollm2-135m-instruct"

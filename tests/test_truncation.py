@@ -5,7 +5,6 @@ counts its truncated items, and the terminal and the report say so (issue 13).""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from conftest import run_cli

@@ -39,7 +39,7 @@ def hf(reqs: list[dict], model_dir: str) -> dict:
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     for i in range(0, len(rows), 32):
         batch = rows[i : i + 32]
-        width, keep = max(len(x) for x, _ in batch), max(len(c) for _, c in batch)
+        width, _keep = max(len(x) for x, _ in batch), max(len(c) for _, c in batch)
         ids = torch.full((len(batch), width), pad)
         mask = torch.zeros_like(ids)
         for j, (x, _) in enumerate(batch):

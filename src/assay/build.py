@@ -130,7 +130,7 @@ def build_model(label: str, backend: Backend, plans: list[TaskPlan], cfg: RunCon
         for inst in plan.instances:
             choice = choice_of[inst.prompt_id]
             chat = choice.name != "none"
-            fmt = lambda q, c=choice, i=inst: apply_format(c, tpl, q, i.shots, spec.fewshot.separator, spec.target_delimiter, cfg.system_prompt, i.preamble)  # noqa: E731
+            fmt = lambda q, c=choice, i=inst, s=spec: apply_format(c, tpl, q, i.shots, s.fewshot.separator, s.target_delimiter, cfg.system_prompt, i.preamble)  # noqa: E731
             if (spec.prompt(inst.prompt_id).choice_mode or spec.choice_mode) == "context":
                 contexts = [fmt(c) for c in inst.choices]
                 reqs: list[Request] = [LoglikelihoodRequest(c, spec.target_delimiter + inst.query, chat) for c in contexts]

@@ -184,7 +184,7 @@ def _cmd_ls(a: argparse.Namespace) -> int:
         t = Table(title="built-in tasks")
         for col in ("task", "groups", "description"):
             t.add_column(col)
-        for name, path in idx.tasks.items():
+        for name, _path in idx.tasks.items():
             groups = ", ".join(g for g, members in idx.groups.items() if name in members)
             t.add_row(name, groups, idx.descriptions.get(name, ""))
         console.print(t)

@@ -2,7 +2,7 @@
 with every selected prompt, with its choices, target, preamble and few-shot examples, and the
 image ids of its pictures (given to the rows by ``attach_images`` first).
 
-An instance is model-independent: a model's chat format is applied later, when ``evaluate``
+An instance is model-independent: a model's chat format is applied later, when ``build``
 turns the instances of a (model, task prompt) pair into requests (``prompts.chat.apply_format``).
 """
 

@@ -21,7 +21,6 @@ import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from assay.backends.base import Backend
 from assay.backends.registry import load_backend, parse_model

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Union
 
 # Bump when the meaning of a stored response changes, so old entries are never reused silently.
 KEY_VERSION = "r1"
@@ -75,7 +74,7 @@ class GenerateRequest:
         return (self.seed * 1_000_003 + self.sample_index) % 0xFFFFFFFF
 
 
-Request = Union[LoglikelihoodRequest, RollingRequest, GenerateRequest]
+Request = LoglikelihoodRequest | RollingRequest | GenerateRequest
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,7 @@ class GenerateResult:
     truncated: int = 0  # prompt tokens cut from the left to leave room for max_tokens
 
 
-Result = Union[LoglikelihoodResult, RollingResult, GenerateResult]
+Result = LoglikelihoodResult | RollingResult | GenerateResult
 
 _RESULT_TYPES = {"loglikelihood": LoglikelihoodResult, "rolling": RollingResult, "generate": GenerateResult}
 

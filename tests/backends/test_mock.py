@@ -85,7 +85,7 @@ def test_generated_text_is_deterministic_and_depends_on_the_sample():
     assert all(r.finish_reason == "stop" and 1 <= r.n_tokens <= 16 for r in out)
     samples = b.generate([GenerateRequest("Q:", max_tokens=64, temperature=0.8, sample_index=i) for i in range(8)])
     assert len({r.text for r in samples}) > 1
-    for r, req in zip(b.generate([GenerateRequest(f"Q {i}", until=("\n",), max_tokens=3) for i in range(40)]), range(40)):
+    for r, _req in zip(b.generate([GenerateRequest(f"Q {i}", until=("\n",), max_tokens=3) for i in range(40)]), range(40)):
         assert "\n" not in r.text and r.n_tokens <= 3
 
 

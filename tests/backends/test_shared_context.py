@@ -69,7 +69,7 @@ def test_shared_context_scores_equal_the_plain_path_on_real_items(smollm2_hf, da
     assert max(diffs) < 1e-4, sorted(diffs)[-5:]
     assert all(fast[k].is_greedy == slow[k].is_greedy and fast[k].n_tokens == slow[k].n_tokens for k in requests)
     for keys, _ in items:
-        pick = lambda res: max(range(len(keys)), key=lambda i: res[keys[i]].logprob)  # noqa: E731
+        pick = lambda res, keys=keys: max(range(len(keys)), key=lambda i: res[keys[i]].logprob)  # noqa: E731
         assert pick(fast) == pick(slow)
     # multi-token continuations are most of HellaSwag's and ARC's requests
     multi = [k for k, r in requests.items() if isinstance(r, LoglikelihoodRequest) and fast[k].n_tokens > 1]

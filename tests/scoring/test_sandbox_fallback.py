@@ -22,7 +22,7 @@ import pytest
 
 from assay.scoring import sandbox_helper
 from assay.scoring.sandbox import Limits, run_python
-from test_sandbox import _daemon_program, _gone, _host_procs, _reexec_with, _token, check_daemon_dies_at_the_timeout
+from test_sandbox import _daemon_program, _gone, _reexec_with, _token, check_daemon_dies_at_the_timeout
 
 ROOT = Path(__file__).resolve().parents[2]
 FALLBACK = Limits(timeout_s=2.0, cpu_s=2, memory_mb=256, max_procs=8, isolation="rlimits")

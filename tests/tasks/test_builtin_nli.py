@@ -5,7 +5,6 @@ on the real data, every file is read whole (the MANIFEST's row counts and hashes
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -61,7 +61,7 @@ BBH_TEXT_TARGETS = {("movie_recommendation", "163"), ("ruin_names", "99"), ("rui
 
 
 
-@lru_cache(maxsize=None)
+@cache
 def _plan(task: str, limit: int | None = 3, prompts: tuple[str, ...] = ()):
     (plan,) = plan_tasks(RunConfig(models=("x",), tasks=(task,), limit=limit, prompts=prompts))
     return plan

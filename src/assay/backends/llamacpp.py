@@ -263,7 +263,7 @@ class LlamaCppBackend(TokenScoring, Backend):
         if rc != 0:
             raise BackendError(f"llama_decode failed with code {rc}")
         results = []
-        for (ids, targets), pos_list in zip(rows, wanted):
+        for (_ids, targets), pos_list in zip(rows, wanted):
             total, greedy = 0.0, True
             for bpos, tgt in zip(pos_list, targets):
                 lp = self._logprobs(bpos)

@@ -19,7 +19,8 @@ import importlib
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 from assay.backends.options import check_names, literal
 from assay.errors import BackendError, ConfigError, MissingDependency, UnknownNameError

@@ -133,7 +133,7 @@ class ReplayBackend(Backend):
         for r in requests:
             o = self._origin.get(request_key(r))
             text = self._lookup(o) if o is not None else None
-            if text is None:  # evaluate.py only sends requests whose answers exist
+            if text is None:  # build.py only sends requests whose answers exist
                 raise BackendError("replay: a request arrived that no answer in the file matches")
             out.append(GenerateResult(text, 0, "stop"))
         return out

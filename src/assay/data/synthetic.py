@@ -472,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (AssayError, OSError) as exc:
         print(f"{p.prog}: error: {exc}", file=sys.stderr)
         return 2
-    for kind, path in paths.items():
+    for _kind, path in paths.items():
         if path.suffix == ".jsonl":
             rows = path.read_text(encoding="utf-8").count("\n")
             print(f"{path}\t{rows} rows")

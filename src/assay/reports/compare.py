@@ -172,7 +172,7 @@ def build(run_dirs: Sequence[Path], *, n_boot: int = N_BOOT) -> dict[str, Any]:
                     "run": run.index,
                     "others": {k: {"value": v.value, "stderr": v.stderr} for k, v in res.metrics.items() if k != res.primary and v.value is not None},
                 }
-    for name, t in tasks.items():
+    for t in tasks.values():
         metric = t.setdefault("metric", "?")
         t.setdefault("metrics", [metric])
         facts = metric_facts(metric)

@@ -105,7 +105,8 @@ def leaderboard_table(doc: RunResults) -> Table:
         for k, name in enumerate(heads):
             cells, n_tasks = [], 0
             for m in models:
-                gm = per_model[m].metrics.get(name) if per_model[m] else None
+                gr = per_model[m]
+                gm = gr.metrics.get(name) if gr is not None else None
                 cells.append(fmt_score(name, gm.value, gm.stderr) if gm else "-")
                 n_tasks = max(n_tasks, gm.n_tasks if gm else 0)
             title = f"{group} (mean of {n_tasks})" if k == 0 else f"{group} · {name} (mean of {n_tasks})"

@@ -214,7 +214,7 @@ def extract_letter(text: str, letters: str = "ABCD") -> str | None:
     for line in stripped.splitlines():
         lm = _LETTER_LEAD_RE.match(line)
         if lm:
-            leads.append((lm.group("a") or lm.group("b") or lm.group("c")))
+            leads.append(lm.group("a") or lm.group("b") or lm.group("c"))
     first = next(ln for ln in stripped.splitlines() if ln.strip())
     lm = _LETTER_LEAD_RE.match(first)
     if lm and len({x.upper() for x in leads}) == 1:

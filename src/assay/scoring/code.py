@@ -15,6 +15,8 @@ from typing import Any
 
 from .sandbox import ExecResult, Limits, run_many
 
+DEFAULT_LIMITS = Limits()  # the sandbox's defaults (one shared, frozen value)
+
 __all__ = [
     "CodeVerdict",
     "extract_code",
@@ -391,7 +393,7 @@ def check_function(
     test: str,
     entry_point: str,
     prompt_prefix: str = "",
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
 ) -> CodeVerdict:
     """Extract the function from ``answer``, append ``test`` and ``check(entry_point)``, run.
 
@@ -435,7 +437,7 @@ def _stdout_verdict(program: str, expected: str, res: ExecResult) -> CodeVerdict
 
 
 def check_stdout(
-    answer: str, *, expected_stdout: str, stdin: str = "", limits: Limits = Limits()
+    answer: str, *, expected_stdout: str, stdin: str = "", limits: Limits = DEFAULT_LIMITS
 ) -> CodeVerdict:
     """Run the extracted program (with ``stdin``); passes iff it exits 0 and its normalised
     stdout equals the normalised ``expected_stdout``."""
@@ -444,7 +446,7 @@ def check_stdout(
 
 
 def check_many(
-    jobs: list[tuple[str, dict]], limits: Limits = Limits(), workers: int | None = None
+    jobs: list[tuple[str, dict]], limits: Limits = DEFAULT_LIMITS, workers: int | None = None
 ) -> list[CodeVerdict]:
     """Check many answers in parallel; verdicts in job order.
 

@@ -9,7 +9,7 @@ in one place (``METRICS``): its scale (a fraction of 1, shown ×100 as a percent
 value shown as computed), whether higher is better, and how it aggregates over items (a mean
 of per-item values, a corpus-level score, or a perplexity from summed log-likelihoods). The
 terminal, the reports and the model-card export all format through ``fmt_score``/``facts``;
-group means average one metric name at a time (``scoring.aggregate``), never across scales.
+group means average one metric name at a time (``results.aggregate``), never across scales.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The scoring stage of a whole run: the run store → ``RunResults`` and the sample files.
 
 Reads the store only: every registered (model, task) is scored from its stored responses,
-then groups are aggregated (``scoring.aggregate``). Nothing is written here; the orchestrator
+then groups are aggregated (``results.aggregate``). Nothing is written here; the orchestrator
 writes the results only when every task has scored.
 """
 
@@ -14,8 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from assay.errors import ConfigError, StoreError
-from assay.results import ModelRecord, RunResults, SandboxRecord, TaskInfo, TaskResult
-from assay.scoring.aggregate import group_scores
+from assay.results import ModelRecord, RunResults, SandboxRecord, TaskInfo, TaskResult, group_scores
 from assay.scoring.score import TRUNCATION, score_task
 from assay.store.runs import RunStore
 from assay.tasks.spec import TaskSpec

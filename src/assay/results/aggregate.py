@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from assay.results import GroupMetric, GroupResult, TaskInfo, TaskResult
+from assay.results.model import GroupMetric, GroupResult, TaskInfo, TaskResult
 
 
 def group_members(tasks: dict[str, TaskInfo]) -> dict[str, list[str]]:
