@@ -12,7 +12,7 @@ import pytest
 from assay.reports import paired
 from assay.reports.compare import build
 from assay.reports.markdown import render_markdown
-from browser import assert_no_console_errors, open_page, save_section_screenshots
+from browser import assert_no_console_errors, chrome, open_page, save_section_screenshots  # noqa: F401  (chrome: a fixture)
 from conftest import run_cli
 
 BUILTIN = Path(__file__).resolve().parents[2] / "src" / "assay" / "tasks" / "builtin"

@@ -23,6 +23,7 @@ from assay.reports.html import fmt_stderr, fmt_value, items_json, render_html, w
 from browser import (
     PNG_MAGIC,
     assert_no_console_errors,
+    chrome,  # noqa: F401  (a fixture)
     console_entries,
     open_page,
     output_dir,
