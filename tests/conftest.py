@@ -14,6 +14,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ASSAY_DATA_DIR") or ROOT.parent / "shared" / "data").resolve()
 os.environ["ASSAY_DATA_DIR"] = str(DATA)
+# Each test computes what it checks: the shared response cache is off unless a test names one
+# (tests/store/test_cache.py), so no test is answered by another test's responses.
+os.environ["ASSAY_CACHE"] = "off"
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,4 +1,4 @@
-"""The ``assay`` command: run | score | report | export | schema | ls | validate. Thin: parsing and error reporting only.
+"""The ``assay`` command: run | score | report | export | cache | schema | ls | validate. Thin: parsing and error reporting only.
 
 A user's mistake (an AssayError) is one line on stderr and exit code 2; Ctrl-C is exit 130
 with a note that the stored responses are kept. Nothing heavy is imported before a command
@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--system-prompt", metavar="TEXT", help="system message for chat-formatted prompts")
     r.add_argument("--quiet", "-q", action="store_true", help="print only the leaderboard")
     r.add_argument("--sandbox", choices=["strict", "auto", "off"], default="auto", help=_SANDBOX_HELP)
+    r.add_argument("--cache", metavar="PATH", default="auto",
+                   help="the response cache shared by runs (default: $ASSAY_CACHE, else ~/.cache/assay/responses.sqlite); responses found there are not computed again")
+    r.add_argument("--no-cache", dest="cache", action="store_const", const="off", help="neither read nor write the shared response cache")
 
     s = sub.add_parser("score", help="recompute metrics of a run from its stored responses")
     s.add_argument("run_dir", type=Path, metavar="RUN_DIR")
@@ -64,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--aggregate", choices=["max", "median", "mean"], default="max", help="over prompt templates: max = the card's best prompt (default), median = the paper's protocol")
     e.add_argument("--readme", type=Path, metavar="PATH", help="merge into this model card's YAML front matter, leaving everything else as it is")
     e.add_argument("--output", "-o", type=Path, metavar="FILE", help="write the YAML here instead of stdout")
+
+    c = sub.add_parser("cache", help="show or trim the response cache shared by runs")
+    c.add_argument("action", choices=["info", "prune"])
+    c.add_argument("--cache", metavar="PATH", default="auto", help="the cache file (default: $ASSAY_CACHE, else ~/.cache/assay/responses.sqlite)")
+    c.add_argument("--older-than", type=float, metavar="DAYS", help="prune: responses cached more than DAYS days ago")
+    c.add_argument("--model", metavar="FINGERPRINT", help="prune: responses of the model whose fingerprint starts so (assay cache info lists them)")
+    c.add_argument("--all", action="store_true", help="prune: everything")
 
     sc = sub.add_parser("schema", help="print the JSON Schema of an assay file (results: results.json)")
     sc.add_argument("what", choices=["results"])
@@ -102,6 +112,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
         chat_format=a.chat_format,
         system_prompt=a.system_prompt,
         sandbox=a.sandbox,
+        cache=a.cache,
     )
     if cfg.limit is not None and cfg.limit < 1:
         raise AssayError("--limit must be at least 1")
@@ -160,6 +171,34 @@ def _cmd_export(a: argparse.Namespace) -> int:
     else:
         print(f"wrote {a.readme or a.output}", file=sys.stderr)
     return 0
+
+
+def _cmd_cache(a: argparse.Namespace) -> int:
+    import time
+
+    from assay.store.cache import ResponseCache, resolve_cache
+
+    path = resolve_cache(a.cache)
+    if path is None:
+        raise AssayError("the response cache is off ($ASSAY_CACHE or --cache); name a cache file with --cache PATH")
+    if not path.is_file():
+        raise AssayError(f"{path}: no response cache there yet (a run creates it)")
+    cache = ResponseCache(path)
+    try:
+        if a.action == "info":
+            info = cache.info()
+            print(f"{info['path']}: {info['responses']:,} responses of {len(info['models'])} model(s), {info['bytes'] / 2**20:.1f} MiB")
+            day = lambda t: time.strftime("%Y-%m-%d", time.gmtime(t))  # noqa: E731
+            for m in info["models"]:
+                print(f"  {m['fingerprint'][:16]}  {m['responses']:>9,}  {day(m['oldest'])} .. {day(m['newest'])}")
+            return 0
+        if a.older_than is None and a.model is None and not a.all:
+            raise AssayError("assay cache prune: say what to remove: --older-than DAYS, --model FINGERPRINT or --all")
+        n = cache.prune(None if a.all else a.older_than, None if a.all else a.model)
+        print(f"removed {n:,} responses from {path}", file=sys.stderr)
+        return 0
+    finally:
+        cache.close()
 
 
 def _cmd_schema(a: argparse.Namespace) -> int:
@@ -256,7 +295,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"run": _cmd_run, "score": _cmd_score, "report": _cmd_report, "export": _cmd_export, "schema": _cmd_schema, "ls": _cmd_ls, "validate": _cmd_validate}[args.command]
+    handler = {"run": _cmd_run, "score": _cmd_score, "report": _cmd_report, "export": _cmd_export, "cache": _cmd_cache, "schema": _cmd_schema, "ls": _cmd_ls, "validate": _cmd_validate}[args.command]
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return handler(args)

@@ -30,11 +30,12 @@ class RunConfig:
     chat_format: str | None = None
     system_prompt: str | None = None
     sandbox: str = "auto"  # code tasks: strict (namespaces required), auto, off (unsandboxed)
+    cache: str = "auto"  # the shared response cache: auto ($ASSAY_CACHE or ~/.cache/assay), off, or a path
 
     def identity(self) -> dict[str, Any]:
         """What decides the content of a run folder (the folder's name is derived from it)."""
         d = asdict(self)
-        for k in ("output", "data_dir", "batch_size", "sandbox"):
+        for k in ("output", "data_dir", "batch_size", "sandbox", "cache"):
             d.pop(k)
         return d
 

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from assay.backends.registry import load_backend, parse_model
 from assay.build import Registration, build_model, check_capabilities
 from assay.config import RunConfig, default_run_dir, unique_labels
 from assay.errors import StoreError
+from assay.requests import Result, result_to_json
 from assay.events import Observer
 from assay.plan import TaskPlan, plan_tasks
 from assay.requests import Request, canonical_json
@@ -34,6 +36,7 @@ from assay.results import RESULTS_NAME, RunResults
 from assay.schedule.scheduler import execute, pending
 from assay.scoring.run import check_code_sandbox, score_store
 from assay.store.atomic import remove_stale_tmp, write_text_atomic
+from assay.store.cache import ResponseCache, resolve_cache
 from assay.store.lock import run_lock
 from assay.store.runs import RunStore
 
@@ -59,6 +62,54 @@ def _commit_config(store: RunStore, cfg: RunConfig, run_dir: Path, ui: Observer)
     store.set_meta("created", store.get_meta("created") or time.time())
 
 
+class _Cache:
+    """The shared response cache as a run uses it: read before computing, written batch by
+    batch; any failure of the cache is said once and the run goes on without it."""
+
+    def __init__(self, setting: str, ui: Observer):
+        self.ui = ui
+        self.cache: ResponseCache | None = None
+        path = resolve_cache(setting)
+        if path is not None:
+            try:
+                self.cache = ResponseCache(path)
+            except StoreError as exc:
+                self._drop(exc)
+
+    def _drop(self, exc: Exception) -> None:
+        self.ui.note(f"[yellow]note:[/] {exc}; this run goes on without the shared response cache")
+        if self.cache is not None:
+            self.cache.close()
+        self.cache = None
+
+    def fill(self, store: RunStore, fp: str, todo: dict[str, Request]) -> int:
+        """Copy the cached responses of ``todo`` into the run store; how many there were."""
+        if self.cache is None or not todo:
+            return 0
+        try:
+            return store.put_cached(fp, self.cache.get(fp, todo))
+        except StoreError as exc:
+            if "response cache" not in str(exc):
+                raise  # the run store itself failed: that is the run's error
+            self._drop(exc)
+            return 0
+
+    def writer(self, fp: str) -> Callable[[list[tuple[str, Request, Result]]], None]:
+        def write(batch: list[tuple[str, Request, Result]]) -> None:
+            if self.cache is None:
+                return
+            try:
+                self.cache.put(fp, [(k, r.kind, canonical_json(asdict(r)), result_to_json(res)) for k, r, res in batch])
+            except StoreError as exc:
+                self._drop(exc)
+
+        return write
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+
+
 def run(cfg: RunConfig, ui: Observer | None = None) -> Path:
     """Plan, check, compute, score; returns the run folder (its results.json is written)."""
     ui = ui or Observer()
@@ -74,6 +125,7 @@ def run(cfg: RunConfig, ui: Observer | None = None) -> Path:
         for stale in remove_stale_tmp(run_dir):
             ui.note(f"removed {stale}, left by a write that was interrupted")
         store = RunStore(run_dir)
+        cache = _Cache(cfg.cache, ui)
         committed = False
         try:
             for ms, label in zip(models, labels):
@@ -89,19 +141,26 @@ def run(cfg: RunConfig, ui: Observer | None = None) -> Path:
                         ui.note(f"run folder: {run_dir}")
                         ui.note(f"{len(plans)} task(s), {sum(len(p.instances) for p in plans)} instances per model, {len(models)} model(s)")
                     store_model(store, label, backend, registrations)
-                    todo = pending(store, backend.info.fingerprint, requests)
-                    ui.note(f"  {len(requests)} requests: {len(requests) - len(todo)} already stored, {len(todo)} to compute")
+                    fp = backend.info.fingerprint
+                    todo = pending(store, fp, requests)
+                    n_stored = len(requests) - len(todo)
+                    n_cached = cache.fill(store, fp, todo)
+                    if n_cached:
+                        todo = pending(store, fp, requests)
+                    from_cache = f", {n_cached} from the response cache ({cache.cache.path})" if n_cached and cache.cache else ""
+                    ui.note(f"  {len(requests)} requests: {n_stored} already stored, {len(todo)} to compute{from_cache}")
                     if todo:
                         with ui.progress(label, len(todo)) as advance:
-                            stats = execute(backend, store, backend.info.fingerprint, todo, cfg.batch_size, advance)
+                            stats = execute(backend, store, fp, todo, cfg.batch_size, advance, on_batch=cache.writer(fp))
                         by_kind = {k: {"requests": n, "seconds": sec} for k, (n, sec) in stats.by_kind.items()}
-                        store.set_meta(f"compute:{label}", {"requests": stats.computed, "seconds": stats.seconds, "by_kind": by_kind})
+                        store.set_meta(f"compute:{label}", {"requests": stats.computed, "seconds": stats.seconds, "by_kind": by_kind, "from_cache": n_cached})
                         per_kind = ", ".join(f"{k} {n} in {sec:.1f}s = {n / sec:.1f} req/s" for k, (n, sec) in stats.by_kind.items() if sec > 0)
                         ui.note(f"  computed {stats.computed} requests in {stats.seconds:.1f}s ({per_kind})")
                 finally:
                     backend.close()
             score_run(run_dir, ui, store, sandbox=cfg.sandbox)
         finally:
+            cache.close()
             store.close()
             if created and not committed:  # a run that failed before storing anything leaves no folder
                 shutil.rmtree(run_dir, ignore_errors=True)

@@ -65,8 +65,10 @@ def execute(
     todo: dict[str, Request],
     batch_size: int,
     advance: Progress | None = None,
+    on_batch: Callable[[list[tuple[str, Request, Result]]], None] | None = None,
 ) -> Stats:
-    """Compute ``todo`` (request key → request) and store each batch as it finishes."""
+    """Compute ``todo`` (request key → request) and store each batch as it finishes;
+    ``on_batch`` then sees the committed batch (the shared response cache takes it)."""
     session = uuid.uuid4().hex[:12]
     stats = Stats(total=len(todo))
     kinds: dict[str, list[tuple[str, Request]]] = {}
@@ -85,7 +87,10 @@ def execute(
             results = method[kind]([r for _, r in batch])
             if len(results) != len(batch):
                 raise RuntimeError(f"backend returned {len(results)} results for {len(batch)} requests")
-            store.put_results(model_fp, [(k, r, res) for (k, r), res in zip(batch, results)], session)
+            done = [(k, r, res) for (k, r), res in zip(batch, results)]
+            store.put_results(model_fp, done, session)
+            if on_batch is not None:
+                on_batch(done)
             stats.computed += len(batch)
             if advance:
                 advance(len(batch))

@@ -120,6 +120,22 @@ class RunStore:
                     )
 
     @_guarded
+    def put_cached(self, model_fp: str, rows: Sequence[tuple[str, str, str, str]]) -> int:
+        """Copy responses from the shared cache (key, kind, request JSON, result JSON) into the
+        run: stored like computed ones, but with no compute-log row (this run computed none of
+        them). Returns how many were new to the run."""
+        now = time.time()
+        n = 0
+        with transaction(self.db):
+            for key, kind, req, res in rows:
+                cur = self.db.execute(
+                    "INSERT OR IGNORE INTO responses (model_fp, req_key, kind, request, result, created) VALUES (?, ?, ?, ?, ?, ?)",
+                    (model_fp, key, kind, req, res, now),
+                )
+                n += cur.rowcount
+        return n
+
+    @_guarded
     def results(self, model_fp: str, keys: Iterable[str]) -> dict[str, Result]:
         out: dict[str, Result] = {}
         for chunk in _chunks(sorted(set(keys)), 500):
