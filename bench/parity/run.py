@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# every figure here is computed, never answered by the response cache shared by runs
+os.environ["ASSAY_CACHE"] = "off"
 LMEVAL_VERSION = "0.4.13"
 VENV = ROOT / "bench" / ".venv-lmeval"
 DATA = Path(os.environ.get("ASSAY_DATA_DIR") or ROOT.parent / "shared" / "data").resolve()

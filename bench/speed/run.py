@@ -43,6 +43,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# every figure here is computed, never answered by the response cache shared by runs
+os.environ["ASSAY_CACHE"] = "off"
 sys.path.insert(0, str(ROOT / "bench" / "parity"))
 import run as parity  # noqa: E402  (bench/parity/run.py: the harness install and task converters)
 
