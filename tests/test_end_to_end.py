@@ -49,7 +49,8 @@ def test_run_writes_results_samples_and_leaderboard(small_run):
     assert doc["tasks"]["xcopa_it"]["chat_format"][label]["lmeval"]["name"] == "none"
     assert doc["tasks"]["core_qa"]["chat_format"][label]["passage"]["name"] == "model"
     xcopa = doc["groups"][label]["xcopa"]
-    assert xcopa["n_tasks"] == 1 and xcopa["by_language"] == {"it": doc["results"][label]["xcopa_it"]["metrics"]["acc"]["value"]}
+    acc = xcopa["metrics"]["acc"]
+    assert xcopa["primary"] == "acc" and acc["n_tasks"] == 1 and acc["by_language"] == {"it": doc["results"][label]["xcopa_it"]["metrics"]["acc"]["value"]}
     # per-sample files: prompt, raw response, extracted answer, target, verdict
     rows = [json.loads(line) for line in (out / "samples" / label / "core_qa.jsonl").read_text().splitlines()]
     assert len(rows) == 4
