@@ -68,8 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--readme", type=Path, metavar="PATH", help="merge into this model card's YAML front matter, leaving everything else as it is")
     e.add_argument("--output", "-o", type=Path, metavar="FILE", help="write the YAML here instead of stdout")
 
-    c = sub.add_parser("cache", help="show or trim the response cache shared by runs")
-    c.add_argument("action", choices=["info", "prune"])
+    c = sub.add_parser("cache", help="show, fill or trim the response cache shared by runs")
+    c.add_argument("action", choices=["info", "prune", "import"])
+    c.add_argument("run_dirs", type=Path, nargs="*", metavar="RUN_DIR", help="import: run folders whose stored responses join the cache")
     c.add_argument("--cache", metavar="PATH", default="auto", help="the cache file (default: $ASSAY_CACHE, else ~/.cache/assay/responses.sqlite)")
     c.add_argument("--older-than", type=float, metavar="DAYS", help="prune: responses cached more than DAYS days ago")
     c.add_argument("--model", metavar="FINGERPRINT", help="prune: responses of the model whose fingerprint starts so (assay cache info lists them)")
@@ -181,6 +182,10 @@ def _cmd_cache(a: argparse.Namespace) -> int:
     path = resolve_cache(a.cache)
     if path is None:
         raise AssayError("the response cache is off ($ASSAY_CACHE or --cache); name a cache file with --cache PATH")
+    if a.action == "import":
+        return _cache_import(path, a.run_dirs)
+    if a.run_dirs:
+        raise AssayError(f"assay cache {a.action} takes no run folders (assay cache import RUN_DIR does)")
     if not path.is_file():
         raise AssayError(f"{path}: no response cache there yet (a run creates it)")
     cache = ResponseCache(path)
@@ -199,6 +204,36 @@ def _cmd_cache(a: argparse.Namespace) -> int:
         return 0
     finally:
         cache.close()
+
+
+def _cache_import(path: Path, run_dirs: list[Path]) -> int:
+    """Add the responses stored in run folders (made before the cache, or elsewhere) to it."""
+    from assay.store.cache import ResponseCache
+    from assay.store.lock import run_lock
+    from assay.store.runs import STORE_NAME, RunStore
+
+    if not run_dirs:
+        raise AssayError("assay cache import: name the run folders whose responses to add")
+    for d in run_dirs:
+        if not (d / STORE_NAME).is_file():
+            raise AssayError(f"{d}: not a run folder (no {STORE_NAME})")
+    cache = ResponseCache(path)
+    try:
+        for d in run_dirs:
+            with run_lock(d, exclusive=False, command="cache import"):
+                store = RunStore(d, readonly=True)
+                try:
+                    rows = store.response_rows()
+                finally:
+                    store.close()
+            before = cache.info()["responses"]
+            for fp, fp_rows in rows.items():
+                cache.put(fp, fp_rows)
+            added = cache.info()["responses"] - before
+            print(f"{d}: {sum(map(len, rows.values())):,} responses, {added:,} new to {path}", file=sys.stderr)
+    finally:
+        cache.close()
+    return 0
 
 
 def _cmd_schema(a: argparse.Namespace) -> int:

@@ -133,3 +133,20 @@ def test_cache_info_and_prune(tmp_path):
     assert nothing.returncode == 2 and "--older-than DAYS, --model FINGERPRINT or --all" in nothing.stderr
     assert run_cli("cache", "prune", "--cache", str(cache), "--all").returncode == 0
     assert "0 responses" in run_cli("cache", "info", "--cache", str(cache)).stdout
+
+
+def test_import_a_run_folder_made_without_the_cache(tmp_path):
+    """Responses of a folder made before the cache existed (or with --no-cache) join it."""
+    cache = tmp_path / "c.sqlite"
+    old = run_cli("run", "-m", "mock:m", "-t", "core_sentiment_choice", "--limit", "4", "-o", str(tmp_path / "old"), "--no-cache")
+    assert old.returncode == 0 and not cache.exists()
+    imp = run_cli("cache", "import", str(tmp_path / "old"), "--cache", str(cache))
+    assert imp.returncode == 0, imp.stderr
+    assert "8 responses, 8 new" in imp.stderr
+    again = run_cli("cache", "import", str(tmp_path / "old"), "--cache", str(cache))
+    assert "8 responses, 0 new" in again.stderr
+    new = run_cli("run", "-m", "mock:m", "-t", "core_sentiment_choice", "--limit", "4", "-o", str(tmp_path / "new"), "--cache", str(cache))
+    assert new.returncode == 0 and "8 from the response cache" in new.stderr and _computed(tmp_path / "new") == 0
+    assert _values(tmp_path / "new", "m") == _values(tmp_path / "old", "m")
+    bad = run_cli("cache", "import", str(tmp_path), "--cache", str(cache))
+    assert bad.returncode == 2 and "not a run folder" in bad.stderr

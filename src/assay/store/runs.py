@@ -136,6 +136,15 @@ class RunStore:
         return n
 
     @_guarded
+    def response_rows(self) -> dict[str, list[tuple[str, str, str, str]]]:
+        """Every stored response as the shared cache keeps it: model fingerprint -> rows of
+        (key, kind, request JSON, result JSON)."""
+        out: dict[str, list[tuple[str, str, str, str]]] = {}
+        for fp, key, kind, req, res in self.db.execute("SELECT model_fp, req_key, kind, request, result FROM responses"):
+            out.setdefault(fp, []).append((key, kind, req, res))
+        return out
+
+    @_guarded
     def results(self, model_fp: str, keys: Iterable[str]) -> dict[str, Result]:
         out: dict[str, Result] = {}
         for chunk in _chunks(sorted(set(keys)), 500):
