@@ -226,10 +226,7 @@ def _cache_import(path: Path, run_dirs: list[Path]) -> int:
                     rows = store.response_rows()
                 finally:
                     store.close()
-            before = cache.info()["responses"]
-            for fp, fp_rows in rows.items():
-                cache.put(fp, fp_rows)
-            added = cache.info()["responses"] - before
+            added = sum(cache.put(fp, fp_rows) for fp, fp_rows in rows.items())
             print(f"{d}: {sum(map(len, rows.values())):,} responses, {added:,} new to {path}", file=sys.stderr)
     finally:
         cache.close()

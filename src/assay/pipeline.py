@@ -87,12 +87,11 @@ class _Cache:
         if self.cache is None or not todo:
             return 0
         try:
-            return store.put_cached(fp, self.cache.get(fp, todo))
+            rows = self.cache.get(fp, todo)
         except StoreError as exc:
-            if "response cache" not in str(exc):
-                raise  # the run store itself failed: that is the run's error
             self._drop(exc)
             return 0
+        return store.put_cached(fp, rows)  # a failure here is the run store's: the run's error
 
     def writer(self, fp: str) -> Callable[[list[tuple[str, Request, Result]]], None]:
         def write(batch: list[tuple[str, Request, Result]]) -> None:

@@ -56,10 +56,10 @@ def score_store(store: RunStore, sandbox: str = "auto", results_path: Path | Non
     results: dict[str, dict[str, TaskResult]] = {}
     task_docs: dict[str, dict] = {}
     samples: list[SampleFile] = []
-    for label, task, spec_json, info in registered:
-        spec = TaskSpec.model_validate(spec_json)
-        if spec.extract.name == "code":
-            check_code_sandbox(sandbox)
+    specs = [TaskSpec.model_validate(spec_json) for _, _, spec_json, _ in registered]
+    if any(spec.extract.name == "code" for spec in specs):
+        check_code_sandbox(sandbox)  # once, before any task is scored
+    for (label, task, _, info), spec in zip(registered, specs):
         res, rows = score_task(store, label, models[label][0], spec, sandbox)
         results.setdefault(label, {})[task] = res
         doc = task_docs.setdefault(task, {k: v for k, v in info.items() if k != "chat_format"} | {"chat_format": {}})

@@ -81,15 +81,15 @@ class ResponseCache:
             raise StoreError(f"response cache {self.path}: {exc}") from None
         return out
 
-    def put(self, model_fp: str, rows: Sequence[Row]) -> None:
-        """Add a finished batch (rows already there are kept as they are)."""
+    def put(self, model_fp: str, rows: Sequence[Row]) -> int:
+        """Add a finished batch (rows already there are kept as they are); how many were new."""
         if not rows:
-            return
+            return 0
         now = time.time()
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                self.db.executemany(
+                cur = self.db.executemany(
                     "INSERT OR IGNORE INTO responses (model_fp, req_key, kind, request, result, created) VALUES (?, ?, ?, ?, ?, ?)",
                     [(model_fp, k, kind, req, res, now) for k, kind, req, res in rows],
                 )
@@ -99,6 +99,7 @@ class ResponseCache:
             self.db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"response cache {self.path}: {exc}") from None
+        return int(cur.rowcount)
 
     def info(self) -> dict[str, Any]:
         rows = self.db.execute("SELECT model_fp, COUNT(*), MIN(created), MAX(created) FROM responses GROUP BY model_fp ORDER BY 2 DESC").fetchall()
