@@ -35,13 +35,15 @@ def evaluate(
     system_prompt: str | None = None,
     sandbox: str = "auto",
     cache: str | Path = "auto",
+    executor: str = "local",
     progress: ProgressCallback | None = None,
     notes: Callable[[str], None] | None = None,
 ) -> RunResults:
     """Evaluate ``models`` on ``tasks`` (names as ``assay run`` takes them) and return the typed
     results; they are also in ``output``/results.json (default: ``runs/<models>__<tasks>-<hash>``).
     ``progress(model, done, total)`` is called as requests finish; ``notes(line)`` gets what the
-    terminal would print. ``cache``: the shared response cache (``auto``, ``off`` or a path).
+    terminal would print. ``cache``: the shared response cache (``auto``, ``off`` or a path);
+    ``executor``: ``local``, ``ray`` or ``ray:ADDRESS`` (``assay run --executor``).
     A bad argument raises ``assay.errors.AssayError`` with one line."""
     from assay.pipeline import run
 
@@ -50,7 +52,7 @@ def evaluate(
         output=Path(output) if output is not None else None,
         data_dir=Path(data_dir) if data_dir is not None else None,
         batch_size=batch_size, prompts=_names(prompts), chat_format=chat_format, system_prompt=system_prompt, sandbox=sandbox,
-        cache=str(cache),
+        cache=str(cache), executor=executor,
     )
     run_dir = run(cfg, Callbacks(progress, notes))
     return read_results(run_dir)

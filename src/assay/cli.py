@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--cache", metavar="PATH", default="auto",
                    help="the response cache shared by runs (default: $ASSAY_CACHE, else ~/.cache/assay/responses.sqlite); responses found there are not computed again")
     r.add_argument("--no-cache", dest="cache", action="store_const", const="off", help="neither read nor write the shared response cache")
+    r.add_argument("--executor", default="local", metavar="WHERE",
+                   help="local (default: this process), ray (a local Ray instance, or the cluster $RAY_ADDRESS names) or ray:ADDRESS (a cluster's head); "
+                   "a model's replicas=N,num_cpus=C,num_gpus=G say how many actors compute it and what each reserves (pip install 'assay[ray]')")
 
     s = sub.add_parser("score", help="recompute metrics of a run from its stored responses")
     s.add_argument("run_dir", type=Path, metavar="RUN_DIR")
@@ -114,6 +117,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
         system_prompt=a.system_prompt,
         sandbox=a.sandbox,
         cache=a.cache,
+        executor=a.executor,
     )
     if cfg.limit is not None and cfg.limit < 1:
         raise AssayError("--limit must be at least 1")

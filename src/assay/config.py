@@ -16,6 +16,16 @@ from assay.errors import ConfigError
 from assay.requests import canonical_json
 
 SANDBOX_MODES = ("strict", "auto", "off")
+# model arguments that say where a model runs, not what it computes: they never reach the
+# backend, and a run folder's identity leaves them out (the same folder resumes with any
+# number of replicas)
+PLACEMENT_KEYS = ("replicas", "num_cpus", "num_gpus")
+_PLACEMENT_ARG = re.compile(r",\s*(?:" + "|".join(PLACEMENT_KEYS) + r")\s*=[^,]*")
+
+
+def without_placement(model: str) -> str:
+    """A model as the user wrote it, less its placement arguments (``replicas=``, ...)."""
+    return _PLACEMENT_ARG.sub("", model)
 
 
 @dataclass(frozen=True)
@@ -31,12 +41,14 @@ class RunConfig:
     system_prompt: str | None = None
     sandbox: str = "auto"  # code tasks: strict (namespaces required), auto, off (unsandboxed)
     cache: str = "auto"  # the shared response cache: auto ($ASSAY_CACHE or ~/.cache/assay), off, or a path
+    executor: str = "local"  # where requests are computed: local (this process), ray, ray:ADDRESS
 
     def identity(self) -> dict[str, Any]:
         """What decides the content of a run folder (the folder's name is derived from it)."""
         d = asdict(self)
-        for k in ("output", "data_dir", "batch_size", "sandbox", "cache"):
+        for k in ("output", "data_dir", "batch_size", "sandbox", "cache", "executor"):
             d.pop(k)
+        d["models"] = tuple(without_placement(m) for m in self.models)
         return d
 
     def check(self) -> None:
@@ -49,6 +61,8 @@ class RunConfig:
             raise ConfigError("--batch-size must be at least 1")
         if self.limit is not None and self.limit < 1:
             raise ConfigError("--limit must be at least 1")
+        if self.executor != "local" and self.executor != "ray" and not (self.executor.startswith("ray:") and len(self.executor) > 4):
+            raise ConfigError(f"--executor {self.executor}: expected local, ray, or ray:ADDRESS (a cluster's head, e.g. ray:127.0.0.1:6379, or ray:auto)")
         if self.sandbox not in SANDBOX_MODES:
             raise ConfigError(f"--sandbox {self.sandbox}: expected one of {', '.join(SANDBOX_MODES)}")
 

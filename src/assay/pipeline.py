@@ -24,7 +24,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from assay.backends.base import Backend
-from assay.backends.registry import load_backend, parse_model
+from assay.backends.registry import parse_model
 from assay.build import Registration, build_model, check_capabilities
 from assay.config import RunConfig, default_run_dir, unique_labels
 from assay.errors import StoreError
@@ -33,7 +33,8 @@ from assay.events import Observer
 from assay.plan import TaskPlan, plan_tasks
 from assay.requests import Request, canonical_json
 from assay.results import RESULTS_NAME, RunResults
-from assay.schedule.scheduler import execute, pending
+from assay.schedule.executor import make_executor
+from assay.schedule.scheduler import pending
 from assay.scoring.run import check_code_sandbox, score_store
 from assay.store.atomic import remove_stale_tmp, write_text_atomic
 from assay.store.cache import ResponseCache, resolve_cache
@@ -115,6 +116,8 @@ def run(cfg: RunConfig, ui: Observer | None = None) -> Path:
     cfg.check()
     models = [parse_model(m) for m in cfg.models]
     labels = unique_labels([m.label for m in models])
+    executor = make_executor(cfg.executor)
+    executor.check(models)
     plans = plan_tasks(cfg)
     if any(p.spec.extract.name == "code" for p in plans):
         check_code_sandbox(cfg.sandbox)  # refuse before any model loads
@@ -128,8 +131,9 @@ def run(cfg: RunConfig, ui: Observer | None = None) -> Path:
         committed = False
         try:
             for ms, label in zip(models, labels):
-                with ui.status(f"loading {ms.text} ({ms.backend})"):
-                    backend = load_backend(ms)
+                where = "" if executor.name == "local" else f" on {executor.name}"
+                with ui.status(f"loading {ms.text} ({ms.backend}){where}"):
+                    backend = executor.open(ms, ui.note)
                 try:
                     check_capabilities(label, backend, plans)
                     ui.note(f"[bold]{label}[/] ({backend.info.backend}, fingerprint {backend.info.fingerprint[:12]}); prompt formats:")
@@ -150,7 +154,7 @@ def run(cfg: RunConfig, ui: Observer | None = None) -> Path:
                     ui.note(f"  {len(requests)} requests: {n_stored} already stored, {len(todo)} to compute{from_cache}")
                     if todo:
                         with ui.progress(label, len(todo)) as advance:
-                            stats = execute(backend, store, fp, todo, cfg.batch_size, advance, on_batch=cache.writer(fp))
+                            stats = executor.execute(backend, store, fp, todo, cfg.batch_size, advance, on_batch=cache.writer(fp))
                         by_kind = {k: {"requests": n, "seconds": sec} for k, (n, sec) in stats.by_kind.items()}
                         store.set_meta(f"compute:{label}", {"requests": stats.computed, "seconds": stats.seconds, "by_kind": by_kind, "from_cache": n_cached})
                         per_kind = ", ".join(f"{k} {n} in {sec:.1f}s = {n / sec:.1f} req/s" for k, (n, sec) in stats.by_kind.items() if sec > 0)
@@ -159,6 +163,7 @@ def run(cfg: RunConfig, ui: Observer | None = None) -> Path:
                     backend.close()
             score_run(run_dir, ui, store, sandbox=cfg.sandbox)
         finally:
+            executor.close()
             cache.close()
             store.close()
             if created and not committed:  # a run that failed before storing anything leaves no folder

@@ -1,5 +1,8 @@
 """Send the requests that are not stored yet to a backend, longest first, in batches, and
-commit every finished batch to the run store before asking for the next one."""
+commit every finished batch to the run store before asking for the next one.
+
+``plan_batches`` decides the batches; ``execute`` computes them in this process, one after the
+other. ``raypool`` sends the same batches to Ray actors instead (``--executor ray``)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from dataclasses import dataclass, field
 
 from assay.backends.base import Backend
 from assay.requests import LoglikelihoodRequest, Request, Result, request_length
+from assay.schedule.worker import worker_facts
 from assay.store.runs import RunStore
 
 Progress = Callable[[int], None]
@@ -21,6 +25,15 @@ class Stats:
     computed: int = 0
     seconds: float = 0.0
     by_kind: dict[str, tuple[int, float]] = field(default_factory=dict)  # kind -> (n, seconds)
+    _spans: dict[str, tuple[int, float, float]] = field(default_factory=dict, repr=False)  # kind -> (n, first start, last end)
+
+    def add(self, kind: str, n: int, t0: float, t1: float) -> None:
+        """``n`` requests of ``kind`` computed between ``t0`` and ``t1``; a kind's seconds run
+        from its first batch's start to its last one's end (batches on several workers overlap)."""
+        m, a, b = self._spans.get(kind, (0, t0, t1))
+        self._spans[kind] = (m + n, min(a, t0), max(b, t1))
+        m, a, b = self._spans[kind]
+        self.by_kind[kind] = (m, b - a)
 
     @property
     def rate(self) -> float:
@@ -58,6 +71,40 @@ def _same_context(a: Request, b: LoglikelihoodRequest) -> bool:
     return isinstance(a, LoglikelihoodRequest) and a.context == b.context and a.images == b.images
 
 
+def plan_batches(todo: dict[str, Request], batch_size: int) -> list[tuple[str, list[tuple[str, Request]]]]:
+    """The batches ``todo`` is computed in, as (kind, [(key, request)]): log-likelihoods, then
+    rolling, then generation; longest first within a kind; an item's choices in one batch.
+    Every executor sends the same batches, so scores cannot depend on where they ran."""
+    kinds: dict[str, list[tuple[str, Request]]] = {}
+    for key, req in todo.items():
+        kinds.setdefault(req.kind, []).append((key, req))
+    out: list[tuple[str, list[tuple[str, Request]]]] = []
+    for kind in KINDS:
+        items = sorted(kinds.get(kind, []), key=lambda kr: _order(kr[1], kr[0]))
+        out.extend((kind, batch) for batch in _batches(items, batch_size))
+    return out
+
+
+KINDS = ("loglikelihood", "rolling", "generate")
+
+
+def call(backend: Backend, kind: str, requests: list[Request]) -> Sequence[Result]:
+    """One batch through the backend method of its kind, checked for a result per request."""
+    method: dict[str, Callable[[list], Sequence[Result]]] = {
+        "loglikelihood": backend.loglikelihood,
+        "rolling": backend.loglikelihood_rolling,
+        "generate": backend.generate,
+    }
+    results = method[kind](requests)
+    if len(results) != len(requests):
+        raise RuntimeError(f"backend returned {len(results)} results for {len(requests)} requests")
+    return results
+
+
+def new_session() -> str:
+    return uuid.uuid4().hex[:12]
+
+
 def execute(
     backend: Backend,
     store: RunStore,
@@ -67,35 +114,24 @@ def execute(
     advance: Progress | None = None,
     on_batch: Callable[[list[tuple[str, Request, Result]]], None] | None = None,
 ) -> Stats:
-    """Compute ``todo`` (request key → request) and store each batch as it finishes;
-    ``on_batch`` then sees the committed batch (the shared response cache takes it)."""
-    session = uuid.uuid4().hex[:12]
+    """Compute ``todo`` (request key → request) in this process and store each batch as it
+    finishes; ``on_batch`` then sees the committed batch (the shared response cache takes
+    it). The compute log names the session, and ``worker:<session>`` in the store's meta says
+    where it ran."""
+    session = new_session()
+    store.set_meta(f"worker:{session}", worker_facts(backend))
     stats = Stats(total=len(todo))
-    kinds: dict[str, list[tuple[str, Request]]] = {}
-    for key, req in todo.items():
-        kinds.setdefault(req.kind, []).append((key, req))
-    method: dict[str, Callable[[list], Sequence[Result]]] = {
-        "loglikelihood": backend.loglikelihood,
-        "rolling": backend.loglikelihood_rolling,
-        "generate": backend.generate,
-    }
     start = time.perf_counter()
-    for kind in ("loglikelihood", "rolling", "generate"):
+    for kind, batch in plan_batches(todo, batch_size):
         t0 = time.perf_counter()
-        items = sorted(kinds.get(kind, []), key=lambda kr: _order(kr[1], kr[0]))
-        for batch in _batches(items, batch_size):
-            results = method[kind]([r for _, r in batch])
-            if len(results) != len(batch):
-                raise RuntimeError(f"backend returned {len(results)} results for {len(batch)} requests")
-            done = [(k, r, res) for (k, r), res in zip(batch, results)]
-            store.put_results(model_fp, done, session)
-            if on_batch is not None:
-                on_batch(done)
-            stats.computed += len(batch)
-            if advance:
-                advance(len(batch))
-        if items:
-            stats.by_kind[kind] = (len(items), time.perf_counter() - t0)
+        results = call(backend, kind, [r for _, r in batch])
+        done = [(k, r, res) for (k, r), res in zip(batch, results)]
+        store.put_results(model_fp, done, session)
+        if on_batch is not None:
+            on_batch(done)
+        stats.computed += len(batch)
+        stats.add(kind, len(batch), t0, time.perf_counter())
+        if advance:
+            advance(len(batch))
     stats.seconds = time.perf_counter() - start
     return stats
-
