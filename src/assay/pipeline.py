@@ -161,7 +161,8 @@ def run(cfg: RunConfig, ui: Observer | None = None) -> Path:
                         ui.note(f"  computed {stats.computed} requests in {stats.seconds:.1f}s ({per_kind})")
                 finally:
                     backend.close()
-            score_run(run_dir, ui, store, sandbox=cfg.sandbox)
+            with executor.scoring(ui.note):
+                score_run(run_dir, ui, store, sandbox=cfg.sandbox)
         finally:
             executor.close()
             cache.close()

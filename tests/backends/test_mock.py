@@ -37,6 +37,19 @@ def test_fingerprint_depends_on_name_and_seed():
     assert mock().info.name == "m1" and mock().info.backend == "mock"
 
 
+def test_latency_waits_per_batch_and_changes_no_number():
+    import time
+
+    slow, fast = mock("mock:m1,latency=0.3"), mock()
+    assert slow.info.fingerprint == fast.info.fingerprint
+    reqs = [LoglikelihoodRequest("Q:", " a"), LoglikelihoodRequest("Q:", " b")]
+    t0 = time.perf_counter()
+    assert slow.loglikelihood(reqs) == fast.loglikelihood(reqs)
+    assert time.perf_counter() - t0 >= 0.3  # once for the batch, not per request
+    with pytest.raises(ConfigError):
+        mock("mock:m1,latency=-1")
+
+
 def test_loglikelihood_is_a_deterministic_function_of_the_request():
     reqs = [LoglikelihoodRequest("The sky is", f" {w}") for w in ("blue", "green", "red", "very dark blue")]
     a, b = mock().loglikelihood(reqs), mock().loglikelihood(list(reversed(reqs)))

@@ -1,4 +1,4 @@
-"""A deterministic stand-in model: ``mock:NAME[,seed=0,max_length=2048,answer=TEXT]``.
+"""A deterministic stand-in model: ``mock:NAME[,seed=0,max_length=2048,answer=TEXT,latency=S]``.
 
 It serves every request kind without weights, so a task file can be dry-run end to end
 (``assay run -m mock:m1 -t my_task.yaml --limit 5``: rendering, requests, the run store,
@@ -17,6 +17,10 @@ mean nothing about any model; they are a function of what was asked, and nothing
   "stop") or after ``max_tokens`` tokens (finish "length"). Images are accepted and only
   enter the hash.
 
+``latency=S`` makes every batch wait S seconds before it answers (a remote model's round trip,
+without using a CPU: what ``bench/scale`` spreads over many replicas); it changes no number
+and is not part of the fingerprint.
+
 The fingerprint depends on NAME, seed, max_length and answer, so two mock models with
 different names or seeds are different models in a run store. The run's label is NAME. The
 module imports nothing beyond the standard library and assay.
@@ -27,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Sequence
 
 from assay.backends.base import Backend, Capabilities, ModelInfo
@@ -71,6 +76,7 @@ class MockBackend(Backend):
         "seed": Option(int, 0, "changes every number and every generated text"),
         "max_length": Option(int, 2048, "context window in tokens (what is cut is reported)", min=1),
         "answer": Option(str, None, "the text every generation returns (cut at stop strings and max_tokens)"),
+        "latency": Option(float, 0.0, "seconds every batch waits before it answers (a remote model's round trip)", min=0),
     }
 
     def __init__(self, spec: ModelSpec):
@@ -79,6 +85,7 @@ class MockBackend(Backend):
         self.seed: int = args["seed"]
         self.max_length: int = args["max_length"]
         self.answer: str | None = args["answer"]
+        self.latency: float = args["latency"] or 0.0
         self.capabilities = Capabilities(loglikelihood=True, rolling=True, generate=True, images=True, max_length=self.max_length)
         shown = {"seed": self.seed, "max_length": self.max_length, **({"answer": self.answer} if self.answer is not None else {})}
         self.info = ModelInfo(
@@ -89,7 +96,12 @@ class MockBackend(Backend):
         )
 
     # -- scoring ------------------------------------------------------------------------------
+    def _wait(self) -> None:
+        if self.latency:
+            time.sleep(self.latency)
+
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+        self._wait()
         out = []
         for r in requests:
             n_cont = max(1, len(pieces(r.continuation)))
@@ -102,6 +114,7 @@ class MockBackend(Backend):
         return out
 
     def loglikelihood_rolling(self, requests: Sequence[RollingRequest]) -> list[RollingResult]:
+        self._wait()
         out = []
         for r in requests:
             n = len(pieces(r.text))
@@ -125,6 +138,7 @@ class MockBackend(Backend):
         return out
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
+        self._wait()
         results = []
         for r in requests:
             room = self.max_length - r.max_tokens

@@ -5,7 +5,8 @@ process, so a run's results do not depend on the executor."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from assay.backends.base import Backend
 from assay.backends.registry import ModelSpec, load_backend
@@ -33,6 +34,11 @@ class LocalExecutor:
     def execute(self, backend: Backend, store: RunStore, fp: str, todo: dict[str, Request], batch_size: int,
                 advance: Progress | None = None, on_batch: OnBatch | None = None) -> Stats:
         return execute(backend, store, fp, todo, batch_size, advance, on_batch)
+
+    @contextmanager
+    def scoring(self, note: Note) -> Iterator[None]:
+        """Around the scoring of a run: where code answers run (here: this machine)."""
+        yield
 
     def close(self) -> None:
         return None
@@ -75,6 +81,21 @@ class RayExecutor(LocalExecutor):
         if isinstance(backend, RayReplicas):
             return backend.execute(store, fp, todo, batch_size, advance, on_batch)
         return execute(backend, store, fp, todo, batch_size, advance, on_batch)
+
+    @contextmanager
+    def scoring(self, note: Note) -> Iterator[None]:
+        """Code answers are checked as Ray tasks when the run is on Ray."""
+        if not self.connected:
+            yield
+            return
+        from assay.schedule.raypool import RayPrograms
+        from assay.scoring.sandbox import programs_run_by
+
+        programs = RayPrograms()
+        with programs_run_by(programs):
+            yield
+        if programs.count:
+            note(f"  checked {programs.count} code answers as Ray tasks")
 
     def close(self) -> None:
         if self.started:

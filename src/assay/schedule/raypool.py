@@ -93,6 +93,25 @@ def disconnect() -> None:
         ray.shutdown()
 
 
+class RayPrograms:
+    """Code answers checked as Ray tasks (one CPU each, anywhere in the cluster), each in the
+    sandbox of the node it lands on; a task whose worker dies is run again. ``count``: how
+    many programs ran this way."""
+
+    def __init__(self) -> None:
+        from assay.scoring.sandbox import run_job
+
+        self.ray = import_ray()
+        self.task = self.ray.remote(num_cpus=1, max_retries=3)(run_job)
+        self.count = 0
+
+    def __call__(self, jobs: Sequence[Any]) -> list[Any]:
+        refs = [self.task.remote(src, stdin, limits) for src, stdin, limits in jobs]
+        out = list(self.ray.get(refs))
+        self.count += len(out)
+        return out
+
+
 class Replica:
     """One copy of a model in a Ray worker process (the class of the replica actors). A model
     that fails to load is kept as an error and said by ``describe``, so the driver reports it

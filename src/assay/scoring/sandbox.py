@@ -75,7 +75,8 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 
 from assay.scoring.sandbox_helper import _SYSTEM_DIRS
@@ -511,6 +512,29 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+# Who runs a batch of programs when no worker count is asked for: None, this machine's
+# threads; a run on Ray sets its own (``programs_run_by``), so code checks fan out as Ray tasks.
+Job = tuple[str, str, Limits]  # (program, stdin, limits)
+Runner = Callable[[Sequence[Job]], list[ExecResult]]
+_RUNNER: list[Runner] = []
+
+
+@contextmanager
+def programs_run_by(runner: Runner) -> Iterator[None]:
+    """Within this block, batches of programs (``run_many`` without ``workers``) go to
+    ``runner``, which returns their results in job order."""
+    _RUNNER.append(runner)
+    try:
+        yield
+    finally:
+        _RUNNER.pop()
+
+
+def run_job(source: str, stdin: str, limits: Limits) -> ExecResult:
+    """One program in its sandbox (what a remote runner calls on its worker)."""
+    return run_python(source, stdin=stdin, limits=limits)
+
+
 def _run_jobs(
     jobs: Sequence[tuple[str, str, Limits]], workers: int | None = None
 ) -> list[ExecResult]:
@@ -521,6 +545,8 @@ def _run_jobs(
     """
     if not jobs:
         return []
+    if workers is None and _RUNNER:
+        return _RUNNER[-1](jobs)
     n = max(1, min(workers or default_workers(), len(jobs)))
     if n == 1:
         return [run_python(src, stdin=sin, limits=lim) for src, sin, lim in jobs]
