@@ -525,6 +525,49 @@ def test_killing_the_server_midway_loses_nothing(server, data_dir, tmp_path):
     assert json.loads((out / "results.json").read_text())["results"]
 
 
+@pytest.fixture
+def spare_server():
+    yield from _serve()
+
+
+def _sst2_answers(run: Path) -> list[tuple[str, str]]:
+    (samples,) = (run / "samples").glob("*/sst2.jsonl")
+    return [(row["doc_id"], row["response"]) for row in map(json.loads, samples.read_text().splitlines())]
+
+
+@pytest.mark.slow
+@pytest.mark.llamacpp
+def test_two_servers_one_killed_midway_answer_as_one_server_does(server, spare_server, data_dir, tmp_path):
+    """One model behind two llama-cpp-python servers; the first is killed once some answers are
+    stored. Its requests in flight go to the other, the run finishes, and its answers and
+    scores equal those of a run against one server (greedy generation is deterministic)."""
+    common = ["-t", "sst2", "--prompt", "ask", "--limit", "24", "-b", "4"]  # 24 answers of at most 16 tokens
+    one = _cli("run", "-m", SMOL.format(url=server.url), *common, "-o", str(tmp_path / "one"))
+    assert one.returncode == 0, one.stderr[-2000:]
+    out = tmp_path / "two"
+    model = SMOL.format(url=f"{spare_server.url};{server.url}") + ",max_retries=10,max_backoff=4"
+    proc = subprocess.Popen([sys.executable, "-m", "assay.cli", "run", "-m", model, *common, "-o", str(out)], env=dict(os.environ),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    store = out / "store.sqlite"
+    deadline = time.time() + 120
+    while time.time() < deadline and _stored(store) < 8 and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before a server could be killed"
+    spare_server.kill()
+    n_killed = _stored(store)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    assert 8 <= n_killed < 24
+    # the killed server was serving: a request of the run lost its connection to it
+    assert f"openai endpoint {spare_server.url} refused or dropped a connection" in err, err[-2000:]
+    assert _sst2_answers(out) == _sst2_answers(tmp_path / "one") and len(_sst2_answers(out)) == 24
+    r1, r2 = (json.loads((d / "results.json").read_text()) for d in (tmp_path / "one", out))
+    assert r2["results"] == r1["results"]
+    (m1,), (m2,) = r1["models"].values(), r2["models"].values()
+    assert m2["fingerprint"] == m1["fingerprint"]
+    assert m2["args"]["endpoints"] == [{"url": spare_server.url, "state": "up"}, {"url": server.url, "state": "up"}]
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "assay.cli", *args], env=dict(os.environ), capture_output=True, text=True, timeout=600)
 
