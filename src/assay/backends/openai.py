@@ -1,7 +1,8 @@
-"""Any OpenAI-compatible server (vLLM, TGI, llama.cpp's and llama-cpp-python's servers):
-``openai:MODEL,base_url=http://127.0.0.1:8000/v1[,api_key_env=OPENAI_API_KEY,concurrency=8,
-rate=R,timeout=S,max_retries=N,chat=false,score_prefix=TEXT,tokenizer=ALIAS_OR_GGUF,
-extra_params=true]``
+"""Any OpenAI-compatible server (vLLM, TGI, llama.cpp's and llama-cpp-python's servers), or
+several serving one model:
+``openai:MODEL,base_url=http://127.0.0.1:8000/v1[;URL2;...][,replicas=FILE,api_key_env=OPENAI_API_KEY,
+concurrency=8,rate=R,timeout=S,max_retries=N,backoff=S,max_backoff=S,recheck=10,chat=false,
+score_prefix=TEXT,tokenizer=ALIAS_OR_GGUF,max_length=N,probe=true,extra_params=true]``
 
 * ``generate`` sends the exact rendered prompt to ``/v1/completions`` (greedy or seeded
   sampling, ``stop``, ``max_tokens``, ``top_k``/``top_p``/``min_p=0``/``repeat_penalty``) so a
@@ -32,10 +33,30 @@ extra_params=true]``
 * ``tokenizer=`` names a GGUF (or an embedded-model alias) whose chat template assay applies
   itself, as the in-process backend would; without it the backend offers no chat template.
 * Every batch runs concurrently (``asyncio`` + ``httpx.AsyncClient``, at most ``concurrency``
-  requests in flight, at most ``rate`` requests per second when given); 429, 5xx, timeouts
-  and connection errors are retried ``max_retries`` times with exponential backoff and
-  jitter, honouring ``Retry-After``. The API key is read from the environment variable named
-  by ``api_key_env`` and sent as a Bearer token; it is never recorded.
+  requests in flight on each endpoint, at most ``rate`` requests per second over all of
+  them when given); 429, 5xx, timeouts and connection errors are retried ``max_retries``
+  times with exponential backoff and jitter, honouring ``Retry-After``. The API key is read
+  from the environment variable named by ``api_key_env`` and sent as a Bearer token; it is
+  never recorded.
+* Several endpoints (servers of one model): ``base_url=URL1;URL2;...``, or ``replicas=FILE``
+  naming a file with one base URL a line (blank lines and ``#`` comments ignored; a relative
+  path is read from the current folder). Each request goes to the endpoint with the fewest
+  requests in flight that has a free slot (ties: round robin; one whose latest answer was a
+  429/5xx or a timeout only when the others are busy), so a faster server takes more. At
+  start every endpoint gets ``GET /models``: those that do not answer are left out with a
+  warning while one does (none answering is one line naming each and why); the model ids of
+  those that answer must agree, and the echo probe runs on each and must give one answer.
+  A request that meets a timeout, a 429/5xx or a failed connection is retried at once on
+  another endpoint not tried since its last wait; when every endpoint has failed it waits
+  the backoff and tries again, the endpoint down longest where all are down (so one server
+  restarted on the same port serves again). A refused or dropped connection marks its
+  endpoint down: it rests ``recheck`` seconds, then ``GET /models`` (and the echo probe,
+  for one that was down at start) must answer as at start before it gets traffic again. A
+  4xx is not retried. ``max_retries`` bounds the tries of each request, and its last error
+  names every endpoint tried. ``info.args["endpoints"]`` records each URL's state at start;
+  ``answered_by`` counts the requests each answered. The fingerprint is made of the model
+  ids and the settings that change numbers, never the URLs: ``base_url=A;B``, ``B;A`` and
+  ``A`` give one fingerprint.
 """
 
 from __future__ import annotations
