@@ -301,8 +301,16 @@ def test_an_endpoint_down_at_start_is_skipped_then_rechecked_before_it_gets_traf
     fb.refuse = False
     before = dict(b.answered_by)
     b.generate(_gen(8))
-    assert _answered(b, before)[B] == 0 and not b.endpoints[1].up and "one position late" not in b.endpoints[1].why
-    assert "echoes prompt log-probabilities late" in b.endpoints[1].why
+    assert _answered(b, before)[B] == 0 and not b.endpoints[1].up
+    assert "echoes prompt log-probabilities late, unlike the endpoints that served at start (aligned)" in b.endpoints[1].why
+    # and so is one that comes back serving another model
+    fa, fb = Fake(), Fake(refuse=True, models=("other-model",))
+    with pytest.warns(RuntimeWarning):
+        b = _two(fa, fb, ",recheck=0")
+    fb.refuse = False
+    before = dict(b.answered_by)
+    b.generate(_gen(8))
+    assert _answered(b, before)[B] == 0 and b.endpoints[1].why == "now serves ['other-model'], not ['fake-model']"
 
 
 def test_endpoints_all_down_at_start_is_one_line_naming_each():

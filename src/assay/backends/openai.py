@@ -448,7 +448,7 @@ class OpenAIBackend(Backend):
             except BackendError as exc:
                 ids, why = None, str(exc)
             if ids is not None and ids != self.server_models:
-                ids, why = None, f"{ep.url} now serves {ids}, not {self.server_models}"
+                ids, why = None, f"now serves {ids}, not {self.server_models}"
             if ids is not None and self._probe_answer is not None and ep.url not in self._probed:
                 why = await self._late_probe(pool, ep)
                 ids = None if why else ids
@@ -462,11 +462,11 @@ class OpenAIBackend(Backend):
     async def _late_probe(self, pool: _Pool, ep: _Endpoint) -> str:
         """The echo probe on an endpoint that was down at start-up: empty when it agrees."""
         self.requests_sent += 1
-        data = None
         try:
             resp = await pool.client.post(ep.url + "/completions", json=self._echo_payload(self.score_prefix + _PROBE))
-            if resp.status_code < 400:
-                data = resp.json()
+            if resp.status_code >= 400:
+                return f"the echo probe failed (HTTP {resp.status_code}: {_short(resp.text)})"
+            data = resp.json()
         except (httpx.TransportError, ValueError) as exc:
             return f"the echo probe failed ({type(exc).__name__}: {_short(str(exc), 120)})"
         where, why = self._probe_verdict(ep.url, data if isinstance(data, dict) else None)
