@@ -51,12 +51,19 @@ def _echo_answer(prompt: str, with_logprobs: bool = True, late: bool = False) ->
 
 
 class Fake:
-    def __init__(self, logprobs: bool = True, failures: list[httpx.Response | Exception] | None = None, delay: float = 0.0, late: bool = False):
+    """``failures`` answer the scored and generated requests (not GET /models nor the start-up
+    probe) first, one each; ``refuse`` refuses every connection, as a server that is down."""
+
+    def __init__(self, logprobs: bool = True, failures: list[httpx.Response | Exception] | None = None, delay: float = 0.0, late: bool = False,
+                 models: tuple[str, ...] = ("fake-model",), refuse: bool = False):
         self.logprobs, self.failures, self.delay, self.late = logprobs, list(failures or []), delay, late
+        self.models, self.refuse = models, refuse
         self.seen: list[httpx.Request] = []
         self.in_flight = self.max_in_flight = 0
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.refuse:
+            raise httpx.ConnectError("[Errno 111] Connection refused")
         self.seen.append(request)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -64,7 +71,7 @@ class Fake:
             if self.delay:
                 await asyncio.sleep(self.delay)
             if request.url.path.endswith("/models"):
-                return httpx.Response(200, json={"data": [{"id": "fake-model"}]})
+                return httpx.Response(200, json={"data": [{"id": m} for m in self.models]})
             body = json.loads(request.content)
             if self.failures and body.get("prompt") != "x" and not str(body.get("prompt", "")).startswith("The capital"):
                 f = self.failures.pop(0)
@@ -177,6 +184,184 @@ def test_generation_payload_and_chat_mode():
     (res,) = chat.generate([GenerateRequest("hello", max_tokens=4)])
     assert fake.seen[-1].url.path == "/v1/chat/completions" and res.text == "chat:hello"
     assert chat.info.fingerprint != b.info.fingerprint
+
+
+# -- several endpoints behind one model -------------------------------------------------------------
+A, B = "http://a.test/v1", "http://b.test/v1"
+
+
+def _two(fa: Fake, fb: Fake, extra: str = "", urls: str = f"{A};{B}") -> OpenAIBackend:
+    """A model served by two fake servers, told apart by host."""
+    fakes = {"a.test": fa, "b.test": fb}
+
+    async def route(request: httpx.Request) -> httpx.Response:
+        return await fakes[request.url.host](request)
+
+    return OpenAIBackend(parse_model(f"openai:fake,base_url={urls},backoff=0.01{extra}"), transport=httpx.MockTransport(route))
+
+
+def _gen(n: int, tag: str = "p") -> list[GenerateRequest]:
+    return [GenerateRequest(f"{tag}{i}", until=("STOP",), max_tokens=5) for i in range(n)]
+
+
+def _answered(b: OpenAIBackend, before: dict[str, int]) -> dict[str, int]:
+    return {u: n - before[u] for u, n in b.answered_by.items()}
+
+
+def test_requests_are_spread_over_endpoints_each_with_its_own_concurrency():
+    fa, fb = Fake(delay=0.03), Fake(delay=0.03)
+    b = _two(fa, fb, ",concurrency=3")
+    assert b.info.args["endpoints"] == [{"url": A, "state": "up"}, {"url": B, "state": "up"}]
+    before = dict(b.answered_by)
+    got = b.generate(_gen(24))
+    assert [r.text for r in got] == [r.text for r in _backend(Fake()).generate(_gen(24))]
+    assert (fa.max_in_flight, fb.max_in_flight) == (3, 3)  # 3 per endpoint, 6 in all
+    assert _answered(b, before) == {A: 12, B: 12}
+    # the least busy endpoint takes each request: a faster server answers more
+    fast, slow = Fake(delay=0.01), Fake(delay=0.08)
+    b = _two(fast, slow, ",concurrency=2")
+    before = dict(b.answered_by)
+    b.generate(_gen(40))
+    done = _answered(b, before)
+    assert done[A] + done[B] == 40 and done[A] > 2 * done[B] > 0, done
+
+
+def test_an_endpoint_refusing_connections_is_failed_over_and_marked_down():
+    ref = [r.text for r in _backend(Fake()).generate(_gen(12))]
+    fa, fb = Fake(), Fake(failures=[httpx.ConnectError("[Errno 111] Connection refused")] * 100)
+    b = _two(fa, fb, ",backoff=1.0")  # no request waits for a backoff while A serves
+    before = dict(b.answered_by)
+    t0 = time.monotonic()
+    with pytest.warns(RuntimeWarning, match=rf"endpoint {B} refused or dropped a connection"):
+        got = b.generate(_gen(12))
+    assert time.monotonic() - t0 < 0.9
+    assert [r.text for r in got] == ref
+    assert _answered(b, before) == {A: 12, B: 0}
+    assert not b.endpoints[1].up and "Connection refused" in b.endpoints[1].why
+    n_b = len(fb.seen)
+    assert [r.text for r in b.generate(_gen(12))] == ref and len(fb.seen) == n_b  # B rests: no traffic
+
+
+def test_5xx_and_timeouts_fail_over_at_once_without_marking_down_and_4xx_is_not_retried():
+    ref = [r.text for r in _backend(Fake()).generate(_gen(12))]
+    for failure in (httpx.Response(500, text="boom"), httpx.ReadTimeout("slow")):
+        fa, fb = Fake(), Fake(failures=[failure] * 12)
+        b = _two(fa, fb, ",backoff=1.0")
+        t0 = time.monotonic()
+        assert [r.text for r in b.generate(_gen(12))] == ref
+        assert time.monotonic() - t0 < 0.9
+        tried = 12 - len(fb.failures)
+        # B is tried, then passed over while A has room (a server failing fast would
+        # otherwise always look the least busy), and stays up: a 5xx or a timeout says
+        # nothing of the connection
+        assert 1 <= tried < 6 and b.endpoints[1].up and b.endpoints[1].failing, tried
+    fa, fb = Fake(failures=[httpx.Response(400, text="bad")] * 12), Fake()
+    b = _two(fa, fb)
+    n_b = len(fb.seen)
+    with pytest.raises(BackendError, match=rf"^{A}/completions: HTTP 400: bad$"):
+        b.generate(_gen(1))
+    assert len(fb.seen) == n_b
+
+
+def test_every_endpoint_failing_waits_with_backoff_and_the_final_error_names_each():
+    # both refuse once: the request waits (backoff), then the one down longest is checked and serves
+    fa, fb = (Fake(failures=[httpx.ConnectError("refused")]) for _ in range(2))
+    b = _two(fa, fb, ",backoff=0.3")
+    t0 = time.monotonic()
+    with pytest.warns(RuntimeWarning):
+        (res,) = b.generate(_gen(1))
+    assert res.text == "P0 " and time.monotonic() - t0 >= 0.15
+    assert b.endpoints[0].up and not b.endpoints[1].up
+    fa, fb = Fake(failures=[httpx.Response(503, text="busy")] * 9), Fake(failures=[httpx.ReadTimeout("slow")] * 9)
+    with pytest.raises(BackendError, match=r"/completions: gave up after 4 attempts on 2 endpoints: ") as err:
+        _two(fa, fb, ",max_retries=3").generate(_gen(1))
+    msg = str(err.value)
+    assert f"{A}: HTTP 503: busy" in msg and f"{B}: timed out" in msg and "\n" not in msg
+
+
+def test_an_endpoint_down_at_start_is_skipped_then_rechecked_before_it_gets_traffic():
+    fa, fb = Fake(), Fake(refuse=True)
+    with pytest.warns(RuntimeWarning, match=rf"endpoint {B} does not answer GET /models \(connection failed"):
+        b = _two(fa, fb, ",recheck=0.3")
+    (up, down) = b.info.args["endpoints"]
+    assert up == {"url": A, "state": "up"} and down["state"] == "down" and "Connection refused" in down["why"]
+    before = dict(b.answered_by)
+    ref = [r.text for r in _backend(Fake()).generate(_gen(8))]
+    assert [r.text for r in b.generate(_gen(8))] == ref and _answered(b, before) == {A: 8, B: 0}
+    fb.refuse = False  # the server is back; after the rest, GET /models and the echo probe readmit it
+    time.sleep(0.35)
+    before = dict(b.answered_by)
+    assert [r.text for r in b.generate(_gen(8))] == ref
+    assert _answered(b, before)[B] > 0 and b.endpoints[1].up
+    assert [r.url.path for r in fb.seen[:2]] == ["/v1/models", "/v1/completions"] and json.loads(fb.seen[1].content)["echo"]
+    # one that comes back with echoed log-probabilities that disagree is kept out
+    fa, fb = Fake(), Fake(refuse=True, late=True)
+    with pytest.warns(RuntimeWarning):
+        b = _two(fa, fb, ",recheck=0")
+    fb.refuse = False
+    before = dict(b.answered_by)
+    b.generate(_gen(8))
+    assert _answered(b, before)[B] == 0 and not b.endpoints[1].up
+    assert "echoes prompt log-probabilities late, unlike the endpoints that served at start (aligned)" in b.endpoints[1].why
+    # and so is one that comes back serving another model
+    fa, fb = Fake(), Fake(refuse=True, models=("other-model",))
+    with pytest.warns(RuntimeWarning):
+        b = _two(fa, fb, ",recheck=0")
+    fb.refuse = False
+    before = dict(b.answered_by)
+    b.generate(_gen(8))
+    assert _answered(b, before)[B] == 0 and b.endpoints[1].why == "now serves ['other-model'], not ['fake-model']"
+
+
+def test_endpoints_all_down_at_start_is_one_line_naming_each():
+    with pytest.raises(BackendError) as err:
+        _two(Fake(refuse=True), Fake(refuse=True), ",max_retries=1")
+    msg = str(err.value)
+    assert "no endpoint answered GET /models (2 attempts each)" in msg and f"{A}: connection failed" in msg and f"{B}: connection failed" in msg
+    assert "\n" not in msg
+
+
+def test_endpoints_serving_other_models_or_echoing_differently_are_refused():
+    with pytest.raises(ConfigError, match=rf"{A} serves \['fake-model'\] but {B} serves \['other-model'\]") as err:
+        _two(Fake(), Fake(models=("other-model",)))
+    assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match=rf"echo prompt log-probabilities differently \({A}: aligned; {B}: late, cannot score\)") as err:
+        _two(Fake(), Fake(late=True))
+    assert "\n" not in str(err.value)
+
+
+def test_replicas_file_lists_the_endpoints(tmp_path, monkeypatch):
+    fakes = {"a.test": Fake(), "b.test": Fake()}
+
+    async def route(request: httpx.Request) -> httpx.Response:
+        return await fakes[request.url.host](request)
+
+    def load(args: str) -> OpenAIBackend:
+        return OpenAIBackend(parse_model(f"openai:fake,{args}"), transport=httpx.MockTransport(route))
+
+    (tmp_path / "servers.txt").write_text(f"# the model's servers\n{A}/\n\n   {B}   # the second\n")
+    monkeypatch.chdir(tmp_path)
+    b = load("replicas=servers.txt")  # relative to the current folder
+    assert [e["url"] for e in b.info.args["endpoints"]] == [A, B]
+    assert b.info.fingerprint == load(f"base_url={A};{B}").info.fingerprint
+    with pytest.raises(ConfigError, match=r"replicas=missing.txt: cannot read .*missing.txt") as err:
+        load("replicas=missing.txt")
+    assert "\n" not in str(err.value)
+    (tmp_path / "empty.txt").write_text("# nothing yet\n\n")
+    with pytest.raises(ConfigError, match=r"replicas=empty.txt: .*empty.txt lists no base URL"):
+        load("replicas=empty.txt")
+    with pytest.raises(ConfigError, match="give base_url or replicas, not both"):
+        load(f"base_url={A},replicas=servers.txt")
+    with pytest.raises(ConfigError, match=f"base_url lists {A} twice"):
+        load(f"base_url={A};{B};{A}/")
+    with pytest.raises(ConfigError, match="'a.test:8000/v1' is not an http:// or https:// URL"):
+        load("base_url=a.test:8000/v1")
+
+
+def test_fingerprint_is_the_same_whichever_endpoints_serve_and_in_which_order():
+    fps = {urls: _two(Fake(), Fake(), urls=urls).info.fingerprint for urls in (f"{A};{B}", f"{B};{A}", A, B)}
+    assert len(set(fps.values())) == 1, fps
+    assert _two(Fake(), Fake(), urls=f"{B};{A}").info.args["endpoints"] == [{"url": B, "state": "up"}, {"url": A, "state": "up"}]
 
 
 # -- a real llama-cpp-python server ----------------------------------------------------------------
@@ -346,6 +531,49 @@ def test_killing_the_server_midway_loses_nothing(server, data_dir, tmp_path):
         per_key = db.execute("SELECT COUNT(*) FROM compute_log GROUP BY model_fp, req_key").fetchall()
     assert len(per_key) == 16 and {c for (c,) in per_key} == {1}
     assert json.loads((out / "results.json").read_text())["results"]
+
+
+@pytest.fixture
+def spare_server():
+    yield from _serve()
+
+
+def _sst2_answers(run: Path) -> list[tuple[str, str]]:
+    (samples,) = (run / "samples").glob("*/sst2.jsonl")
+    return [(row["doc_id"], row["response"]) for row in map(json.loads, samples.read_text().splitlines())]
+
+
+@pytest.mark.slow
+@pytest.mark.llamacpp
+def test_two_servers_one_killed_midway_answer_as_one_server_does(server, spare_server, data_dir, tmp_path):
+    """One model behind two llama-cpp-python servers; the first is killed once some answers are
+    stored. Its requests in flight go to the other, the run finishes, and its answers and
+    scores equal those of a run against one server (greedy generation is deterministic)."""
+    common = ["-t", "sst2", "--prompt", "ask", "--limit", "24", "-b", "4"]  # 24 answers of at most 16 tokens
+    one = _cli("run", "-m", SMOL.format(url=server.url), *common, "-o", str(tmp_path / "one"))
+    assert one.returncode == 0, one.stderr[-2000:]
+    out = tmp_path / "two"
+    model = SMOL.format(url=f"{spare_server.url};{server.url}") + ",max_retries=10,max_backoff=4"
+    proc = subprocess.Popen([sys.executable, "-m", "assay.cli", "run", "-m", model, *common, "-o", str(out)], env=dict(os.environ),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    store = out / "store.sqlite"
+    deadline = time.time() + 120
+    while time.time() < deadline and _stored(store) < 8 and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before a server could be killed"
+    spare_server.kill()
+    n_killed = _stored(store)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    assert 8 <= n_killed < 24
+    # the killed server was serving: a request of the run lost its connection to it
+    assert f"openai endpoint {spare_server.url} refused or dropped a connection" in err, err[-2000:]
+    assert _sst2_answers(out) == _sst2_answers(tmp_path / "one") and len(_sst2_answers(out)) == 24
+    r1, r2 = (json.loads((d / "results.json").read_text()) for d in (tmp_path / "one", out))
+    assert r2["results"] == r1["results"]
+    (m1,), (m2,) = r1["models"].values(), r2["models"].values()
+    assert m2["fingerprint"] == m1["fingerprint"]
+    assert m2["args"]["endpoints"] == [{"url": spare_server.url, "state": "up"}, {"url": server.url, "state": "up"}]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

@@ -99,8 +99,8 @@ def test_every_backend_declares_its_options():
         "llamacpp": {"n_ctx": None, "max_length": 2048, "n_threads": None, "pack_tokens": 2048, "max_seqs": 1, "seed": 0, "share_context": True},
         "replay": {"model": None},
         "openai": {
-            "base_url": None, "api_key_env": None, "concurrency": 8, "rate": None, "timeout": 120.0, "max_retries": 8,
-            "backoff": 0.5, "max_backoff": 30.0, "chat": False, "score_prefix": "", "tokenizer": None, "max_length": 2048,
+            "base_url": None, "replicas": None, "api_key_env": None, "concurrency": 8, "rate": None, "timeout": 120.0, "max_retries": 8,
+            "backoff": 0.5, "max_backoff": 30.0, "recheck": 10.0, "chat": False, "score_prefix": "", "tokenizer": None, "max_length": 2048,
             "probe": True, "extra_params": True,
         },
         "mock": {"seed": 0, "max_length": 2048, "answer": None},

@@ -1,7 +1,8 @@
-"""Any OpenAI-compatible server (vLLM, TGI, llama.cpp's and llama-cpp-python's servers):
-``openai:MODEL,base_url=http://127.0.0.1:8000/v1[,api_key_env=OPENAI_API_KEY,concurrency=8,
-rate=R,timeout=S,max_retries=N,chat=false,score_prefix=TEXT,tokenizer=ALIAS_OR_GGUF,
-extra_params=true]``
+"""Any OpenAI-compatible server (vLLM, TGI, llama.cpp's and llama-cpp-python's servers), or
+several serving one model:
+``openai:MODEL,base_url=http://127.0.0.1:8000/v1[;URL2;...][,replicas=FILE,api_key_env=OPENAI_API_KEY,
+concurrency=8,rate=R,timeout=S,max_retries=N,backoff=S,max_backoff=S,recheck=10,chat=false,
+score_prefix=TEXT,tokenizer=ALIAS_OR_GGUF,max_length=N,probe=true,extra_params=true]``
 
 * ``generate`` sends the exact rendered prompt to ``/v1/completions`` (greedy or seeded
   sampling, ``stop``, ``max_tokens``, ``top_k``/``top_p``/``min_p=0``/``repeat_penalty``) so a
@@ -32,10 +33,30 @@ extra_params=true]``
 * ``tokenizer=`` names a GGUF (or an embedded-model alias) whose chat template assay applies
   itself, as the in-process backend would; without it the backend offers no chat template.
 * Every batch runs concurrently (``asyncio`` + ``httpx.AsyncClient``, at most ``concurrency``
-  requests in flight, at most ``rate`` requests per second when given); 429, 5xx, timeouts
-  and connection errors are retried ``max_retries`` times with exponential backoff and
-  jitter, honouring ``Retry-After``. The API key is read from the environment variable named
-  by ``api_key_env`` and sent as a Bearer token; it is never recorded.
+  requests in flight on each endpoint, at most ``rate`` requests per second over all of
+  them when given); 429, 5xx, timeouts and connection errors are retried ``max_retries``
+  times with exponential backoff and jitter, honouring ``Retry-After``. The API key is read
+  from the environment variable named by ``api_key_env`` and sent as a Bearer token; it is
+  never recorded.
+* Several endpoints (servers of one model): ``base_url=URL1;URL2;...``, or ``replicas=FILE``
+  naming a file with one base URL a line (blank lines and ``#`` comments ignored; a relative
+  path is read from the current folder). Each request goes to the endpoint with the fewest
+  requests in flight that has a free slot (ties: round robin; one whose latest answer was a
+  429/5xx or a timeout only when the others are busy), so a faster server takes more. At
+  start every endpoint gets ``GET /models``: those that do not answer are left out with a
+  warning while one does (none answering is one line naming each and why); the model ids of
+  those that answer must agree, and the echo probe runs on each and must give one answer.
+  A request that meets a timeout, a 429/5xx or a failed connection is retried at once on
+  another endpoint not tried since its last wait; when every endpoint has failed it waits
+  the backoff and tries again, the endpoint down longest where all are down (so one server
+  restarted on the same port serves again). A refused or dropped connection marks its
+  endpoint down: it rests ``recheck`` seconds, then ``GET /models`` (and the echo probe,
+  for one that was down at start) must answer as at start before it gets traffic again. A
+  4xx is not retried. ``max_retries`` bounds the tries of each request, and its last error
+  names every endpoint tried. ``info.args["endpoints"]`` records each URL's state at start;
+  ``answered_by`` counts the requests each answered. The fingerprint is made of the model
+  ids and the settings that change numbers, never the URLs: ``base_url=A;B``, ``B;A`` and
+  ``A`` give one fingerprint.
 """
 
 from __future__ import annotations
@@ -44,7 +65,10 @@ import asyncio
 import os
 import random
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 try:
@@ -109,18 +133,88 @@ class _RateLimit:
             await asyncio.sleep(start - now)
 
 
+@dataclass
+class _Endpoint:
+    """One server of the model, and what the backend knows of it across batches."""
+
+    url: str  # its API root, without a trailing slash
+    up: bool = True
+    why: str = ""  # why it is down
+    down_since: float = 0.0  # time.monotonic() when it was last found down
+    failing: bool = False  # its latest answer was a 429/5xx or a timeout: others go first
+
+
+class _Pool:
+    """What the requests of one batch share: the HTTP client, the rate limit, the requests in
+    flight on each endpoint, and a lock per endpoint for its health checks."""
+
+    def __init__(self, client: httpx.AsyncClient, limit: _RateLimit, endpoints: list[_Endpoint]):
+        self.client, self.limit = client, limit
+        self.in_flight = {e.url: 0 for e in endpoints}
+        self.locks = {e.url: asyncio.Lock() for e in endpoints}
+        self._changed = asyncio.Event()
+
+    def changed(self) -> None:
+        """Wake every request waiting for a free slot or an endpoint's state."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_change(self) -> None:
+        await self._changed.wait()
+
+
+def _read_replicas(name: str, model: str) -> list[str]:
+    """The base URLs of a replicas file: one a line, blank lines and ``#`` comments ignored."""
+    path = Path(name).expanduser()
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"model '{model}': replicas={name}: cannot read {path} ({exc.strerror or exc})") from None
+    urls = [u for u in (line.split("#", 1)[0].strip() for line in text.splitlines()) if u]
+    if not urls:
+        raise ConfigError(f"model '{model}': replicas={name}: {path} lists no base URL (one a line, # for comments)")
+    return urls
+
+
+def _endpoint_urls(args: dict[str, Any], model: str) -> list[str]:
+    """The base URLs given by ``base_url`` (``;``-separated) or ``replicas``, checked."""
+    if args["base_url"] is not None and args["replicas"] is not None:
+        raise ConfigError(f"model '{model}': give base_url or replicas, not both")
+    if args["replicas"] is not None:
+        urls, where = _read_replicas(args["replicas"], model), f"replicas={args['replicas']}"
+    elif args["base_url"] is not None:
+        urls, where = [u.strip() for u in args["base_url"].split(";") if u.strip()], "base_url"
+    else:
+        raise ConfigError(f"model '{model}': the openai backend needs base_url=http://HOST:PORT/v1 (or replicas=FILE)")
+    if not urls:
+        raise ConfigError(f"model '{model}': base_url is empty")
+    urls = [u.rstrip("/") for u in urls]
+    for u in urls:
+        if not u.startswith(("http://", "https://")) or any(c.isspace() for c in u):
+            raise ConfigError(f"model '{model}': {where}: '{u}' is not an http:// or https:// URL")
+    for i, u in enumerate(urls):
+        if u in urls[:i]:
+            raise ConfigError(f"model '{model}': {where} lists {u} twice")
+    return urls
+
+
 class OpenAIBackend(Backend):
-    """Talks to an OpenAI-compatible HTTP server; see the module docstring."""
+    """Talks to an OpenAI-compatible HTTP server, or several serving one model; see the module
+    docstring."""
 
     options = {
-        "base_url": Option(str, None, "the server's API root, http://HOST:PORT/v1 (required)"),
+        "base_url": Option(str, None, "the server's API root, http://HOST:PORT/v1; several servers of one model: URL1;URL2;..."),
+        "replicas": Option(str, None, "a file listing the servers' API roots, one a line (# comments), instead of base_url"),
         "api_key_env": Option(str, None, "the environment variable holding the API key (default OPENAI_API_KEY)"),
-        "concurrency": Option(int, 8, "requests in flight at once"),
-        "rate": Option(float, None, "at most this many requests a second (0 or empty: no limit)"),
+        "concurrency": Option(int, 8, "requests in flight at once on each server"),
+        "rate": Option(float, None, "at most this many requests a second, over all servers (0 or empty: no limit)"),
         "timeout": Option(float, 120.0, "seconds a request may take"),
         "max_retries": Option(int, 8, "retries of a request after 429, 5xx, a timeout or a dropped connection"),
         "backoff": Option(float, 0.5, "seconds before the first retry (doubled each time, with jitter)"),
         "max_backoff": Option(float, 30.0, "the longest wait between retries, in seconds"),
+        "recheck": Option(float, 10.0, "seconds a server that refused or dropped a connection rests before GET /models checks it again", min=0),
         "chat": Option(bool, False, "send prompts as one user turn to /chat/completions"),
         "score_prefix": Option(str, "", "text sent before every scored prompt (e.g. the model's BOS text)"),
         "tokenizer": Option(str, None, "a GGUF or alias whose chat template assay applies"),
@@ -131,16 +225,17 @@ class OpenAIBackend(Backend):
 
     def __init__(self, spec: ModelSpec, transport: httpx.AsyncBaseTransport | None = None):
         args = self.parse_options(spec)
-        if args["base_url"] is None:
-            raise ConfigError(f"model '{spec.text}': the openai backend needs base_url=http://HOST:PORT/v1")
+        urls = _endpoint_urls(args, spec.text)
         self.model = spec.target
-        self.base_url = args["base_url"].rstrip("/")
+        self.endpoints = [_Endpoint(u) for u in urls]
+        self.base_url = ";".join(urls)  # as given, for messages
         self.concurrency = args["concurrency"]
         self.rate = args["rate"] or None
         self.timeout = args["timeout"]
         self.max_retries = args["max_retries"]
         self.backoff = args["backoff"]
         self.max_backoff = args["max_backoff"]
+        self.recheck = args["recheck"]
         self.chat = args["chat"]
         self.score_prefix = args["score_prefix"]
         self.extra_params = args["extra_params"]
@@ -154,14 +249,19 @@ class OpenAIBackend(Backend):
         self._transport = transport
         self._tokenizer = args["tokenizer"]
         self._template: ChatTemplate | None = None
-        self.requests_sent = 0  # HTTP attempts, for tests and progress
+        self._rr = -1  # the endpoint chosen last, for round robin among equally busy ones
+        self.requests_sent = 0  # HTTP attempts, health checks included, for tests and progress
+        self.answered_by = {u: 0 for u in urls}  # requests each endpoint answered (2xx)
 
-        models = self._run([self._call("GET", "/models", None)])[0]
-        ids = sorted(str(m.get("id")) for m in (models.get("data") or []) if isinstance(m, dict))
-        self.echo_logprobs, why_not = (
-            self._probe_logprobs() if args["probe"]
-            else ("unchecked", f"{self.base_url}: probe=false, so prompt log-probabilities were not checked")
-        )
+        self.server_models = self._first_contact(spec.text)
+        live = [e for e in self.endpoints if e.up]
+        self._probed: set[str] = set()  # endpoints whose echo probe gave the agreed answer
+        if args["probe"]:
+            self.echo_logprobs, why_not = self._probe_all(spec.text, live)
+            self._probed = {e.url for e in live}
+        else:
+            self.echo_logprobs, why_not = "unchecked", f"{self.base_url}: probe=false, so prompt log-probabilities were not checked"
+        self._probe_answer: tuple[str, bool] | None = (self.echo_logprobs, not why_not) if args["probe"] else None
         can_score = not why_not
         self.capabilities = Capabilities(
             loglikelihood=can_score, rolling=can_score, generate=True,
@@ -169,83 +269,318 @@ class OpenAIBackend(Backend):
         )
         numeric = {k: v for k, v in sorted(spec.args.items()) if k in _NUMERIC_ARGS}
         numeric["echo_logprobs"] = self.echo_logprobs
+        endpoints = [{"url": e.url, "state": "up"} if e.up else {"url": e.url, "state": "down", "why": e.why} for e in self.endpoints]
         self.info = ModelInfo(
             name=spec.target,
             backend="openai",
-            fingerprint=fingerprint("openai", spec.target, ids, numeric),
-            args={**{k: v for k, v in spec.args.items()}, "server_models": ids, "echo_logprobs": self.echo_logprobs},
+            # the model ids and the settings that change numbers: never the URLs, so the same
+            # model behind other or more servers keeps its fingerprint
+            fingerprint=fingerprint("openai", spec.target, self.server_models, numeric),
+            args={
+                **{k: v for k, v in spec.args.items()}, "server_models": self.server_models,
+                "echo_logprobs": self.echo_logprobs, "endpoints": endpoints,
+            },
         )
 
-    # -- HTTP ---------------------------------------------------------------------------------
-    def _run(self, calls: list[Callable[[httpx.AsyncClient, asyncio.Semaphore, _RateLimit], Awaitable[dict]]]) -> list[dict]:
-        async def main() -> list[dict]:
-            sem = asyncio.Semaphore(self.concurrency)
-            limit = _RateLimit(self.rate)
-            async with httpx.AsyncClient(
-                base_url=self.base_url, headers=self._headers, timeout=self.timeout, transport=self._transport
-            ) as client:
-                return list(await asyncio.gather(*(c(client, sem, limit) for c in calls)))
+    # -- start-up -----------------------------------------------------------------------------
+    def _first_contact(self, model: str) -> list[str]:
+        """GET /models on every endpoint: the model ids they serve (which must agree). Those that
+        do not answer are marked down while one does; none answering is retried with backoff as
+        one server is, then refused in one line naming each endpoint and why."""
 
-        return asyncio.run(main())
-
-    def _call(self, method: str, path: str, payload: dict | None):
-        async def go(client: httpx.AsyncClient, sem: asyncio.Semaphore, limit: _RateLimit) -> dict:
-            last = ""
+        async def main(pool: _Pool) -> list[tuple[list[str] | None, str]]:
+            got: list[tuple[list[str] | None, str, float | None]] = []
             for attempt in range(self.max_retries + 1):
-                wait: float | None = None
-                async with sem:
-                    await limit.wait()
+                if attempt:
+                    after = [a for _, _, a in got if a is not None]
+                    await asyncio.sleep(max(after) if after else self._pause(attempt - 1))
+                got = list(await asyncio.gather(*(self._models(pool, e) for e in self.endpoints)))
+                if any(ids is not None for ids, _, _ in got):
+                    break
+            return [(ids, why) for ids, why, _ in got]
+
+        answers = self._session(main)
+        if all(ids is None for ids, _ in answers):
+            if len(self.endpoints) == 1:
+                raise BackendError(f"{self.endpoints[0].url}/models: gave up after {self.max_retries + 1} attempts: {answers[0][1]}")
+            raise BackendError(
+                f"model '{model}': no endpoint answered GET /models ({self.max_retries + 1} attempts each): "
+                + "; ".join(f"{e.url}: {why}" for e, (_, why) in zip(self.endpoints, answers))
+            )
+        first: tuple[str, list[str]] | None = None
+        now = time.monotonic()
+        for e, (ids, why) in zip(self.endpoints, answers):
+            if ids is None:
+                e.up, e.why, e.down_since = False, why, now
+                warnings.warn(
+                    f"model '{model}': endpoint {e.url} does not answer GET /models ({why}); the others serve, and it is "
+                    f"checked again after {self.recheck:g} s", RuntimeWarning, stacklevel=3,
+                )
+            elif first is None:
+                first = (e.url, ids)
+            elif ids != first[1]:
+                raise ConfigError(
+                    f"model '{model}': {first[0]} serves {first[1]} but {e.url} serves {ids}; the endpoints of one model must "
+                    "serve the same model (numbers from different models would mix)"
+                )
+        assert first is not None
+        return first[1]
+
+    async def _models(self, pool: _Pool, ep: _Endpoint) -> tuple[list[str] | None, str, float | None]:
+        """One GET /models: (the model ids or None, why not, Retry-After). A client error or an
+        answer that is not JSON raises BackendError."""
+        self.requests_sent += 1
+        try:
+            resp = await pool.client.get(ep.url + "/models")
+        except httpx.TimeoutException as exc:
+            return None, f"timed out after {self.timeout:g} s ({type(exc).__name__})", None
+        except httpx.TransportError as exc:
+            return None, f"connection failed ({type(exc).__name__}: {_short(str(exc), 120)})", None
+        if resp.status_code == 429 or resp.status_code >= 500:
+            return None, f"HTTP {resp.status_code}: {_short(resp.text)}", _retry_after(resp)
+        if resp.status_code >= 400:
+            raise BackendError(f"{ep.url}/models: HTTP {resp.status_code}: {_short(resp.text)}")
+        try:
+            data = resp.json()
+        except ValueError as exc:
+            raise BackendError(f"{ep.url}/models: the server's answer is not JSON: {_short(resp.text)}") from exc
+        if not isinstance(data, dict):
+            raise BackendError(f"{ep.url}/models: the server's answer is not a JSON object")
+        return sorted(str(m.get("id")) for m in (data.get("data") or []) if isinstance(m, dict)), "", None
+
+    def _probe_all(self, model: str, live: list[_Endpoint]) -> tuple[str, str]:
+        """The echo probe on every live endpoint, which must all give one answer."""
+        payload = self._echo_payload(self.score_prefix + _PROBE)
+
+        def safe(call):
+            async def go(pool: _Pool) -> dict | None:
+                try:
+                    return (await call(pool))[1]
+                except BackendError:
+                    return None
+            return go
+
+        datas = self._run([safe(self._call("POST", "/completions", payload, pin=e)) for e in live])
+        verdicts = [self._probe_verdict(e.url, d) for e, d in zip(live, datas)]
+        if len({(where, not why) for where, why in verdicts}) > 1:
+            said = "; ".join(
+                f"{e.url}: {where}{'' if not why else ', cannot score'}" for e, (where, why) in zip(live, verdicts)
+            )
+            raise ConfigError(
+                f"model '{model}': the endpoints echo prompt log-probabilities differently ({said}); serve one build of one "
+                "model behind one name, or list the endpoints that agree"
+            )
+        return verdicts[0]
+
+    # -- HTTP ---------------------------------------------------------------------------------
+    def _session(self, main: Callable[[_Pool], Awaitable[Any]]) -> Any:
+        async def go() -> Any:
+            limits = httpx.Limits(max_connections=max(100, 2 * self.concurrency * len(self.endpoints)), max_keepalive_connections=max(20, self.concurrency * len(self.endpoints)))
+            async with httpx.AsyncClient(headers=self._headers, timeout=self.timeout, transport=self._transport, limits=limits) as client:
+                return await main(_Pool(client, _RateLimit(self.rate), self.endpoints))
+
+        return asyncio.run(go())
+
+    def _run(self, calls: list[Callable[[_Pool], Awaitable[Any]]]) -> list[Any]:
+        async def main(pool: _Pool) -> list[Any]:
+            return list(await asyncio.gather(*(c(pool) for c in calls)))
+
+        return self._session(main)
+
+    def _pause(self, waits: int, retry_after: float | None = None) -> float:
+        """Seconds before the next try: the server's Retry-After, else exponential backoff with jitter."""
+        if retry_after is not None:
+            return retry_after
+        return min(self.max_backoff, self.backoff * 2**waits) * (0.5 + random.random() / 2)
+
+    async def _take(self, pool: _Pool, avoid: set[str], force: bool = False, pin: _Endpoint | None = None) -> _Endpoint | None:
+        """An endpoint with a free slot, reserved: of those up (or down, with their rest over)
+        outside ``avoid``, the one with the fewest requests in flight (ties: round robin), one
+        whose latest answer was a failure only when the others are busy (a server that fails
+        fast would otherwise always look the least busy).
+        None when there is none, unless ``force`` (called with nothing to avoid): then, every
+        endpoint being down, the one down longest. Waits while the candidates are all busy."""
+        while True:
+            if pin is not None:
+                cands = [pin]
+            else:
+                now = time.monotonic()
+                cands = [e for e in self.endpoints if e.url not in avoid and (e.up or now - e.down_since >= self.recheck)]
+                if not cands:
+                    if not force:
+                        return None
+                    cands = [min(self.endpoints, key=lambda e: e.down_since)]
+            free = [e for e in cands if pool.in_flight[e.url] < self.concurrency]
+            if free:
+                order = {e.url: i for i, e in enumerate(self.endpoints)}
+                n = len(self.endpoints)
+                ep = min(free, key=lambda e: (e.failing, pool.in_flight[e.url], (order[e.url] - self._rr - 1) % n))
+                self._rr = order[ep.url]
+                pool.in_flight[ep.url] += 1
+                return ep
+            await pool.wait_change()
+
+    def _release(self, pool: _Pool, ep: _Endpoint) -> None:
+        pool.in_flight[ep.url] -= 1
+        pool.changed()
+
+    def _mark_down(self, pool: _Pool, ep: _Endpoint, why: str) -> None:
+        if ep.up and len(self.endpoints) > 1:
+            warnings.warn(
+                f"openai endpoint {ep.url} refused or dropped a connection; requests go to the other endpoints, and it is "
+                f"checked again (GET /models) after {self.recheck:g} s", RuntimeWarning, stacklevel=2,
+            )
+        ep.up, ep.why, ep.down_since = False, why, time.monotonic()
+        pool.changed()
+
+    async def _recheck(self, pool: _Pool, ep: _Endpoint, force: bool = False) -> str:
+        """Bring a down endpoint back if GET /models answers with the agreed model ids (and,
+        where the start-up probe ran, the echo probe agrees): empty when it is up, else why
+        not. Unless ``force``, an endpoint whose rest is not over (another request just checked
+        it) is not asked."""
+        async with pool.locks[ep.url]:
+            if ep.up:
+                return ""
+            if not force and time.monotonic() - ep.down_since < self.recheck:
+                return ep.why
+            try:
+                ids, why, _ = await self._models(pool, ep)
+            except BackendError as exc:
+                ids, why = None, str(exc)
+            if ids is not None and ids != self.server_models:
+                ids, why = None, f"now serves {ids}, not {self.server_models}"
+            if ids is not None and self._probe_answer is not None and ep.url not in self._probed:
+                why = await self._late_probe(pool, ep)
+                ids = None if why else ids
+            if ids is None:
+                self._mark_down(pool, ep, why)
+                return why
+            ep.up, ep.why = True, ""
+            pool.changed()
+            return ""
+
+    async def _late_probe(self, pool: _Pool, ep: _Endpoint) -> str:
+        """The echo probe on an endpoint that was down at start-up: empty when it agrees."""
+        self.requests_sent += 1
+        try:
+            resp = await pool.client.post(ep.url + "/completions", json=self._echo_payload(self.score_prefix + _PROBE))
+            if resp.status_code >= 400:
+                return f"the echo probe failed (HTTP {resp.status_code}: {_short(resp.text)})"
+            data = resp.json()
+        except (httpx.TransportError, ValueError) as exc:
+            return f"the echo probe failed ({type(exc).__name__}: {_short(str(exc), 120)})"
+        where, why = self._probe_verdict(ep.url, data if isinstance(data, dict) else None)
+        if (where, not why) != self._probe_answer:
+            self._probed.discard(ep.url)
+            return f"it echoes prompt log-probabilities {where}, unlike the endpoints that served at start ({self.echo_logprobs})"
+        self._probed.add(ep.url)
+        return ""
+
+    def _call(self, method: str, path: str, payload: dict | None, pin: _Endpoint | None = None):
+        """One request as a coroutine on a pool, answering (the endpoint's URL, its JSON). It
+        goes to the least busy endpoint; a timeout, a 429/5xx or a failed connection is
+        retried at once on another endpoint not tried since the last wait, else after a
+        backoff (on any endpoint, the one down longest when all are down). A failed connection
+        marks its endpoint down. ``pin`` keeps every try on one endpoint."""
+
+        async def go(pool: _Pool) -> tuple[str, dict]:
+            last, retry_after, waits = "", None, 0
+            tried: dict[str, str] = {}  # endpoint -> its latest failure, in the order first tried
+            fresh: set[str] = set()  # endpoints tried since the last wait
+            for attempt in range(self.max_retries + 1):
+                if pin is not None:
+                    if attempt:
+                        await asyncio.sleep(self._pause(waits, retry_after))
+                        waits += 1
+                    ep = await self._take(pool, set(), pin=pin)
+                else:
+                    ep = await self._take_up(pool, fresh)
+                    if ep is None:  # every endpoint is down, or failed since the last wait
+                        await asyncio.sleep(self._pause(waits, retry_after))
+                        waits += 1
+                        fresh.clear()
+                        ep = await self._take(pool, fresh, force=True)
+                assert ep is not None  # a forced or pinned take always gives one
+                try:
+                    if not ep.up and pin is None:
+                        why = await self._recheck(pool, ep, force=True)
+                        if why:
+                            last, retry_after = why, None
+                            tried[ep.url] = last
+                            fresh.add(ep.url)
+                            continue
+                    await pool.limit.wait()
                     self.requests_sent += 1
+                    retry_after = None
                     try:
-                        resp = await client.request(method, path, json=payload)
+                        resp = await pool.client.request(method, ep.url + path, json=payload)
                     except httpx.TimeoutException as exc:
                         last = f"timed out after {self.timeout:g} s ({type(exc).__name__})"
+                        ep.failing = True
                     except httpx.TransportError as exc:
                         last = f"connection failed ({type(exc).__name__}: {_short(str(exc), 120)})"
+                        if pin is None:
+                            self._mark_down(pool, ep, last)
                     else:
                         if resp.status_code == 429 or resp.status_code >= 500:
                             last = f"HTTP {resp.status_code}: {_short(resp.text)}"
-                            wait = _retry_after(resp)
+                            retry_after = _retry_after(resp)
+                            ep.failing = True
                         elif resp.status_code >= 400:
-                            raise BackendError(f"{self.base_url}{path}: HTTP {resp.status_code}: {_short(resp.text)}")
+                            raise BackendError(f"{ep.url}{path}: HTTP {resp.status_code}: {_short(resp.text)}")
                         else:
                             try:
                                 data = resp.json()
                             except ValueError as exc:
-                                raise BackendError(f"{self.base_url}{path}: the server's answer is not JSON: {_short(resp.text)}") from exc
+                                raise BackendError(f"{ep.url}{path}: the server's answer is not JSON: {_short(resp.text)}") from exc
                             if not isinstance(data, dict):
-                                raise BackendError(f"{self.base_url}{path}: the server's answer is not a JSON object")
-                            return data
-                if attempt == self.max_retries:
-                    break
-                if wait is None:
-                    wait = min(self.max_backoff, self.backoff * 2**attempt) * (0.5 + random.random() / 2)
-                await asyncio.sleep(wait)
-            raise BackendError(f"{self.base_url}{path}: gave up after {self.max_retries + 1} attempts: {last}")
+                                raise BackendError(f"{ep.url}{path}: the server's answer is not a JSON object")
+                            self.answered_by[ep.url] += 1
+                            ep.failing = False
+                            return ep.url, data
+                    tried[ep.url] = last
+                    fresh.add(ep.url)
+                finally:
+                    self._release(pool, ep)
+            if len(tried) <= 1:
+                url = next(iter(tried), self.endpoints[0].url if pin is None else pin.url)
+                raise BackendError(f"{url}{path}: gave up after {self.max_retries + 1} attempts: {last}")
+            raise BackendError(
+                f"{path}: gave up after {self.max_retries + 1} attempts on {len(tried)} endpoints: "
+                + "; ".join(f"{u}: {why}" for u, why in tried.items())
+            )
 
         return go
 
-    def _post_all(self, path: str, payloads: list[dict]) -> list[dict]:
+    async def _take_up(self, pool: _Pool, avoid: set[str]) -> _Endpoint | None:
+        """An endpoint that is up (one whose rest is over is checked first), slot reserved; None
+        when every endpoint outside ``avoid`` is down."""
+        while True:
+            ep = await self._take(pool, avoid)
+            if ep is None or ep.up:
+                return ep
+            if not await self._recheck(pool, ep):
+                return ep
+            self._release(pool, ep)  # down again, resting: the next pick skips it
+
+    def _post_all(self, path: str, payloads: list[dict]) -> list[tuple[str, dict]]:
+        """(the endpoint that answered, its JSON) for each payload."""
         return self._run([self._call("POST", path, p) for p in payloads])
 
     # -- scoring ------------------------------------------------------------------------------
     def _echo_payload(self, prompt: str) -> dict:
         return {"model": self.model, "prompt": prompt, "echo": True, "logprobs": 1, "max_tokens": 1, "temperature": 0.0}
 
-    def _probe_logprobs(self) -> tuple[str, str]:
+    def _probe_verdict(self, url: str, data: dict | None) -> tuple[str, str]:
         """(where echoed log-probabilities sit: aligned, late or unchecked; why the server cannot
-        score, empty when it can), from one echo request."""
-        no_logprobs = f"{self.base_url}: this server does not return prompt log-probabilities (echo+logprobs)"
-        try:
-            data = self._post_all("/completions", [self._echo_payload(self.score_prefix + _PROBE)])[0]
-        except BackendError:
-            return "unchecked", no_logprobs
-        if len(self._prompt_tokens(data, self.score_prefix + _PROBE)) <= 1:
+        score, empty when it can), from the answer to one echo request (None: it failed)."""
+        no_logprobs = f"{url}: this server does not return prompt log-probabilities (echo+logprobs)"
+        if data is None or len(self._prompt_tokens(data, self.score_prefix + _PROBE)) <= 1:
             return "unchecked", no_logprobs
         where = _alignment(data)
         if where == "late":
             return where, (
-                f"{self.base_url}: this server reports echoed prompt log-probabilities one position late (each token's value is "
+                f"{url}: this server reports echoed prompt log-probabilities one position late (each token's value is "
                 "read from the next position, as llama-cpp-python's server does for a GGUF that adds no BOS token), which no "
                 "client can undo; score in process (llamacpp:FILE.gguf), or pass score_prefix=<the model's BOS text> "
                 "(SmolLM2: <|im_start|>), which the server strips, to score after a BOS token"
@@ -291,29 +626,29 @@ class OpenAIBackend(Backend):
             context = r.context.rstrip(" ")  # trailing spaces belong to the continuation
             prompts.append(self.score_prefix + r.context + r.continuation)
             bounds.append(len(self.score_prefix) + len(context))
-        datas = self._post_all("/completions", [self._echo_payload(p) for p in prompts])
+        answers = self._post_all("/completions", [self._echo_payload(p) for p in prompts])
         out = []
-        for data, prompt, bound in zip(datas, prompts, bounds):
+        for (url, data), prompt, bound in zip(answers, prompts, bounds):
             toks = self._prompt_tokens(data, prompt)
             if not toks:
-                raise BackendError(f"{self.base_url}: the server returned no prompt log-probabilities for a log-likelihood request")
+                raise BackendError(f"{url}: the server returned no prompt log-probabilities for a log-likelihood request")
             cont = [t for t in toks if t[1] > bound]
             if not cont:
                 cont = toks[-1:]
             if any(t[2] is None for t in cont):
-                raise BackendError(f"{self.base_url}: the server gave no log-probability for a continuation token (empty context?)")
+                raise BackendError(f"{url}: the server gave no log-probability for a continuation token (empty context?)")
             out.append(LoglikelihoodResult(float(sum(t[2] for t in cont)), all(t[3] for t in cont), len(cont)))
         return out
 
     def loglikelihood_rolling(self, requests: Sequence[RollingRequest]) -> list[RollingResult]:
         self._need_scores("rolling log-likelihood")
         prompts = [self.score_prefix + r.text for r in requests]
-        datas = self._post_all("/completions", [self._echo_payload(p) for p in prompts])
+        answers = self._post_all("/completions", [self._echo_payload(p) for p in prompts])
         out = []
-        for data, prompt in zip(datas, prompts):
+        for (url, data), prompt in zip(answers, prompts):
             toks = [t for t in self._prompt_tokens(data, prompt) if t[1] > len(self.score_prefix) and t[2] is not None]
             if not toks and prompt[len(self.score_prefix):]:
-                raise BackendError(f"{self.base_url}: the server returned no prompt log-probabilities for a rolling request")
+                raise BackendError(f"{url}: the server returned no prompt log-probabilities for a rolling request")
             out.append(RollingResult(float(sum(t[2] for t in toks)), len(toks)))
         return out
 
@@ -340,14 +675,14 @@ class OpenAIBackend(Backend):
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
         path = "/chat/completions" if self.chat else "/completions"
-        datas = self._post_all(path, [self._gen_payload(r) for r in requests])
+        answers = self._post_all(path, [self._gen_payload(r) for r in requests])
         out = []
-        for r, data in zip(requests, datas):
+        for r, (url, data) in zip(requests, answers):
             try:
                 choice = data["choices"][0]
                 text = choice["message"]["content"] if self.chat else choice["text"]
             except (KeyError, IndexError, TypeError) as exc:
-                raise BackendError(f"{self.base_url}{path}: the server's answer has no choices[0] text") from exc
+                raise BackendError(f"{url}{path}: the server's answer has no choices[0] text") from exc
             text, cut = trim_at_stop(text or "", r.until)
             n = int((data.get("usage") or {}).get("completion_tokens", 0) or 0)
             finish = "stop" if cut or choice.get("finish_reason") == "stop" else "length"

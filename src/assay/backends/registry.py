@@ -59,7 +59,7 @@ BACKEND_INFO: dict[str, BackendInfo] = {
         "transformers: causal LMs (GGUF too, PEFT adapters, 8/4-bit, AWQ, GPTQ), encoder-decoders (mT0/mT5, T5, BART), vision-language models (IDEFICS, LLaVA-style) chosen from the config",
         "yes", "yes (text models)", "yes", "vision-language",
     ),
-    "openai": BackendInfo("an OpenAI-compatible server (vLLM, TGI, llama.cpp server, ...)", "if the server echoes logprobs", "same", "yes", "no"),
+    "openai": BackendInfo("an OpenAI-compatible server, or several serving one model (vLLM, TGI, llama.cpp server, ...)", "if the server echoes logprobs", "same", "yes", "no"),
     "vllm": BackendInfo("vLLM's in-process engine with prefix caching (CUDA GPU)", "yes", "yes", "yes", "no"),
     "replay": BackendInfo("answers made elsewhere (a .jsonl file), scored like a model's", "no", "no", "stored answers", "yes"),
     "mock": BackendInfo("a deterministic stand-in (numbers from hashes, no weights): dry runs of a task file, tests", "yes", "yes", "yes", "yes"),
