@@ -11,6 +11,7 @@ import argparse
 import os
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 from assay.errors import AssayError
@@ -329,8 +330,23 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+def _one_line_warnings() -> None:
+    """assay's own warnings (a server of a model that does not answer, a sandbox that falls
+    back) print as one line; other libraries' keep Python's format."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if f"{os.sep}assay{os.sep}" in str(filename):
+            print(f"assay: warning: {message}", file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _one_line_warnings()
     handler = {"run": _cmd_run, "score": _cmd_score, "report": _cmd_report, "export": _cmd_export, "cache": _cmd_cache, "schema": _cmd_schema, "ls": _cmd_ls, "validate": _cmd_validate}[args.command]
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:

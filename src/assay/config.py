@@ -19,13 +19,13 @@ SANDBOX_MODES = ("strict", "auto", "off")
 # model arguments that say where a model runs, not what it computes: they never reach the
 # backend, and a run folder's identity leaves them out (the same folder resumes with any
 # number of replicas)
-PLACEMENT_KEYS = ("replicas", "num_cpus", "num_gpus")
-_PLACEMENT_ARG = re.compile(r",\s*(?:" + "|".join(PLACEMENT_KEYS) + r")\s*=[^,]*")
+PLACEMENT_KEYS: tuple[str, ...] = ("replicas", "num_cpus", "num_gpus")
 
 
-def without_placement(model: str) -> str:
-    """A model as the user wrote it, less its placement arguments (``replicas=``, ...)."""
-    return _PLACEMENT_ARG.sub("", model)
+def without_placement(model: str, keys: tuple[str, ...] = PLACEMENT_KEYS) -> str:
+    """A model as the user wrote it, less its placement arguments (``replicas=``, ...). (For a
+    server's model, ``replicas=`` lists its servers, which do not change its numbers either.)"""
+    return re.sub(r",\s*(?:" + "|".join(keys) + r")\s*=[^,]*", "", model)
 
 
 @dataclass(frozen=True)

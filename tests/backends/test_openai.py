@@ -568,6 +568,9 @@ def test_two_servers_one_killed_midway_answer_as_one_server_does(server, spare_s
     assert 8 <= n_killed < 24
     # the killed server was serving: a request of the run lost its connection to it
     assert f"openai endpoint {spare_server.url} refused or dropped a connection" in err, err[-2000:]
+    # said in one line, not Python's warning format with a file, a line number and the source
+    warned = [ln for ln in err.splitlines() if "refused or dropped a connection" in ln]
+    assert warned and all("assay: warning: " in ln for ln in warned) and "openai.py:" not in err, err[-2000:]
     assert _sst2_answers(out) == _sst2_answers(tmp_path / "one") and len(_sst2_answers(out)) == 24
     r1, r2 = (json.loads((d / "results.json").read_text()) for d in (tmp_path / "one", out))
     assert r2["results"] == r1["results"]

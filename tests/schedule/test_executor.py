@@ -30,6 +30,12 @@ def test_placement_arguments_are_read_before_the_backend_sees_the_model():
         split_placement(parse_model("smollm2-135m-instruct,replicas=0"))
 
 
+def test_for_a_server_model_replicas_lists_its_servers():
+    # openai's replicas=FILE names the file of its servers' URLs: not a number of Ray actors
+    spec, placement = split_placement(parse_model("openai:m,replicas=servers.txt,num_cpus=2"))
+    assert spec.args == {"replicas": "servers.txt"} and placement == Placement(num_cpus=2.0)
+
+
 def test_a_folder_is_the_same_with_any_number_of_replicas():
     base = RunConfig(models=("smollm2-135m-instruct",), tasks=("copa",))
     many = RunConfig(models=("smollm2-135m-instruct,replicas=3,num_cpus=1",), tasks=("copa",), executor="ray")

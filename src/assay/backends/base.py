@@ -87,6 +87,9 @@ class Backend(abc.ABC):
     unsupported_options: ClassVar[dict[str, str]] = {}
     #: answers come from a store (``answers``/``bind``/``unmatched`` matter), not a model
     serves_stored_answers: ClassVar[bool] = False
+    #: the model computes elsewhere (a server): the backend only sends requests, so it runs in
+    #: the run's own process whatever the executor, and ``replicas=`` is its own argument
+    remote: ClassVar[bool] = False
 
     info: ModelInfo
     capabilities: Capabilities

@@ -204,6 +204,7 @@ class OpenAIBackend(Backend):
     """Talks to an OpenAI-compatible HTTP server, or several serving one model; see the module
     docstring."""
 
+    remote = True  # its servers compute; several are spread over with base_url=URL1;URL2 or replicas=FILE
     options = {
         "base_url": Option(str, None, "the server's API root, http://HOST:PORT/v1; several servers of one model: URL1;URL2;..."),
         "replicas": Option(str, None, "a file listing the servers' API roots, one a line (# comments), instead of base_url"),

@@ -45,8 +45,9 @@ class LocalExecutor:
 
 
 class RayExecutor(LocalExecutor):
-    """Models on Ray actors; a model whose answers are stored (``replay``) has nothing to
-    compute and is read in this process."""
+    """Models on Ray actors; a model whose answers are stored (``replay``) or computed by
+    servers (``openai``, which spreads its requests over them itself) is used from this
+    process."""
 
     name = "ray"
 
@@ -67,7 +68,10 @@ class RayExecutor(LocalExecutor):
         from assay.schedule.raypool import RayReplicas, connect
 
         spec, placement = split_placement(spec)
-        if backend_class(spec.backend).serves_stored_answers:
+        cls = backend_class(spec.backend)
+        if cls.serves_stored_answers or cls.remote:
+            if placement.given:
+                note(f"[yellow]note:[/] {spec.text}: {'its answers are read' if cls.serves_stored_answers else 'its servers compute'}, in this process; num_cpus= and num_gpus= are not used")
             return load_backend(spec)
         if not self.connected:
             self.started = connect(self.address)

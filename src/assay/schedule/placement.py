@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from assay.backends.options import Option, check
-from assay.backends.registry import ModelSpec
+from assay.backends.registry import BACKENDS, ModelSpec, backend_class
 from assay.config import PLACEMENT_KEYS, without_placement
 
 OPTIONS = {
@@ -31,13 +31,16 @@ class Placement:
 def split_placement(spec: ModelSpec) -> tuple[ModelSpec, Placement]:
     """The model without its placement arguments, and those arguments (checked, one line
     naming the model when one is wrong)."""
-    values = {k: check(spec.text, k, spec.args[k], OPTIONS[k]) for k in PLACEMENT_KEYS if k in spec.args}
+    keys = PLACEMENT_KEYS
+    if spec.backend in BACKENDS and backend_class(spec.backend).remote:  # a server's model: replicas= lists its servers
+        keys = tuple(k for k in keys if k != "replicas")
+    values = {k: check(spec.text, k, spec.args[k], OPTIONS[k]) for k in keys if k in spec.args}
     if not values:
         return spec, Placement()
     rest = replace(
         spec,
-        text=without_placement(spec.text),
-        args={k: v for k, v in spec.args.items() if k not in PLACEMENT_KEYS},
-        raw={k: v for k, v in spec.raw.items() if k not in PLACEMENT_KEYS},
+        text=without_placement(spec.text, keys),
+        args={k: v for k, v in spec.args.items() if k not in keys},
+        raw={k: v for k, v in spec.raw.items() if k not in keys},
     )
     return rest, Placement(**values)

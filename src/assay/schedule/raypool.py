@@ -187,7 +187,7 @@ class RayReplicas(Backend):
                 slot = self._start()
                 starting[slot.actor.describe.remote()] = slot
             first: dict[str, Any] | None = None
-            for ref, slot in starting.items():
+            for ref, slot in self._started(starting):
                 desc = self._described(ref, slot)
                 if "error" in desc:
                     raise BackendError(f"model '{spec.text}': {slot.where()} did not load: {desc['error']}")
@@ -203,6 +203,8 @@ class RayReplicas(Backend):
             self.close()
             raise
         assert first is not None
+        where = ", ".join(f"{s.facts.get('node_ip', '?')} pid {s.facts.get('pid', '?')}" for s in self.slots)
+        self.note(f"  {len(self.slots)} replica(s) on Ray, {self.num_cpus:g} CPU(s) and {self.num_gpus:g} GPU(s) each: {where}")
         self.info: ModelInfo = first["info"]
         self.capabilities: Capabilities = first["capabilities"]
         self._template = first["chat_template"]
@@ -229,6 +231,25 @@ class RayReplicas(Backend):
         if fit < replicas:
             self.note(f"[yellow]note:[/] the Ray cluster holds {fit} of the {replicas} replicas asked for; running {fit}")
         return min(fit, replicas)
+
+    def _started(self, starting: dict[Any, _Slot], every: float = 30.0) -> list[tuple[Any, _Slot]]:
+        """Wait for the replicas to load, in start order; every ``every`` seconds without news,
+        say what is still awaited and what the cluster has free (a busy cluster places
+        actors only when other jobs release their CPUs or GPUs)."""
+        waiting = dict(starting)
+        t0 = time.monotonic()
+        while waiting:
+            ready, _ = self.ray.wait(list(waiting), num_returns=len(waiting), timeout=every)
+            for ref in ready:
+                waiting.pop(ref)
+            if waiting:
+                free = self.ray.available_resources()
+                self.note(
+                    f"  waiting {time.monotonic() - t0:.0f}s for {len(waiting)} of {len(starting)} replica(s) to load "
+                    f"(the cluster has {free.get('CPU', 0):g} CPUs and {free.get('GPU', 0):g} GPUs free; each replica takes "
+                    f"{self.num_cpus:g} and {self.num_gpus:g})"
+                )
+        return list(starting.items())
 
     def _start(self) -> _Slot:
         actor_cls = self.ray.remote(Replica).options(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_restarts=0, max_concurrency=1)
