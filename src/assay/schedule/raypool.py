@@ -158,6 +158,7 @@ class _Slot:
     dead: bool = False
     inflight: int = 0
     facts: dict[str, Any] = field(default_factory=dict)
+    group: Any = None  # its placement group (vLLM over several GPUs)
 
     def where(self) -> str:
         node = self.facts.get("node_ip") or (self.facts.get("node") or "?")[:12]
@@ -173,8 +174,11 @@ class RayReplicas(Backend):
         self.ray = import_ray()
         self.spec, self.note = spec, note
         self.num_cpus = placement.num_cpus if placement.num_cpus is not None else 1.0
-        tp = spec.args.get("tensor_parallel_size", 1) if spec.backend == "vllm" else 0
-        self.num_gpus = placement.num_gpus if placement.num_gpus is not None else float(tp or 0)
+        # vLLM split over several GPUs: each replica is a placement group of that many GPUs on
+        # one node, whose bundles vLLM's own Ray workers take (one GPU each)
+        self.tp = int(spec.args.get("tensor_parallel_size") or 1) if spec.backend == "vllm" else 1
+        vllm_gpus = float(self.tp) if spec.backend == "vllm" else 0.0
+        self.num_gpus = placement.num_gpus if placement.num_gpus is not None else vllm_gpus
         replicas = self._fitting(placement.replicas)
         self.restarts_left = replicas
         self.base_session = new_session()
@@ -220,7 +224,7 @@ class RayReplicas(Backend):
             res = node.get("Resources", {})
             cpu, gpu = res.get("CPU", 0.0), res.get("GPU", 0.0)
             by_cpu = int(cpu // self.num_cpus) if self.num_cpus > 0 else replicas
-            by_gpu = int(gpu // self.num_gpus) if self.num_gpus > 0 else replicas
+            by_gpu = int(gpu // self.num_gpus) if self.num_gpus > 0 else replicas  # a group is packed on one node
             fit += min(by_cpu, by_gpu)
         if fit == 0:
             total = self.ray.cluster_resources()
@@ -252,11 +256,37 @@ class RayReplicas(Backend):
         return list(starting.items())
 
     def _start(self) -> _Slot:
-        actor_cls = self.ray.remote(Replica).options(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_restarts=0, max_concurrency=1)
+        options: dict[str, Any] = {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus, "max_restarts": 0, "max_concurrency": 1}
+        group = None
+        if self.tp > 1:
+            from ray.util.placement_group import placement_group
+            from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+            per = self.num_gpus / self.tp
+            group = placement_group([{"GPU": per, "CPU": 1.0}] * self.tp, strategy="STRICT_PACK")
+            # the replica holds no GPU itself: vLLM's workers, started inside the group
+            # (captured as its child tasks), take one bundle each
+            options.update(num_cpus=0, num_gpus=0, scheduling_strategy=PlacementGroupSchedulingStrategy(
+                placement_group=group, placement_group_capture_child_tasks=True))
+        actor_cls = self.ray.remote(Replica).options(**options)
         index = len(self.slots)
-        slot = _Slot(index, actor_cls.remote(self.spec, self.num_cpus), f"{self.base_session}-r{index}")
+        slot = _Slot(index, actor_cls.remote(self.spec, self.num_cpus), f"{self.base_session}-r{index}", group=group)
         self.slots.append(slot)
         return slot
+
+    def _stop(self, slot: _Slot) -> None:
+        try:
+            self.ray.kill(slot.actor, no_restart=True)
+        except Exception:  # noqa: BLE001,S110  (an actor already gone is fine)
+            pass
+        if slot.group is not None:
+            from ray.util.placement_group import remove_placement_group
+
+            try:
+                remove_placement_group(slot.group)
+            except Exception:  # noqa: BLE001,S110
+                pass
+            slot.group = None
 
     def _described(self, ref: Any, slot: _Slot) -> dict[str, Any]:
         try:
@@ -274,7 +304,7 @@ class RayReplicas(Backend):
         if slot.dead:
             return
         slot.dead, slot.live = True, False
-        self.ray.kill(slot.actor, no_restart=True)
+        self._stop(slot)
         more = ""
         if self.restarts_left > 0:
             self.restarts_left -= 1
@@ -382,10 +412,7 @@ class RayReplicas(Backend):
         """Stop every replica (their processes go, with the model's memory)."""
         for slot in self.slots:
             if not slot.dead:
-                try:
-                    self.ray.kill(slot.actor, no_restart=True)
-                except Exception:  # noqa: BLE001,S110  (an actor already gone is fine)
-                    pass
+                self._stop(slot)
                 slot.dead = True
 
 
