@@ -336,7 +336,7 @@ class RayReplicas(Backend):
         starting: dict[Any, _Slot] = {}
         recorded: set[str] = set()
         fatal: BaseException | None = None
-        while (queue and fatal is None) or inflight or starting:
+        while (queue and fatal is None) or inflight:
             if fatal is None:
                 for slot in sorted(self._live(), key=lambda s: s.inflight):
                     while slot.inflight < IN_FLIGHT and queue:
@@ -349,7 +349,11 @@ class RayReplicas(Backend):
                     f"model '{self.spec.text}': every replica was lost and none is left to start; "
                     "the finished batches are stored: run the same command again to resume"
                 )
-            ready, _ = ray.wait([*inflight, *starting], num_returns=1)
+            ready, _ = ray.wait([*inflight, *starting], num_returns=1, timeout=None if inflight else 30.0)
+            if not ready:  # nothing computing: only a replacement the cluster has not placed yet
+                free = ray.available_resources()
+                self.note(f"  waiting for a replacement replica (the cluster has {free.get('CPU', 0):g} CPUs and {free.get('GPU', 0):g} GPUs free)")
+                continue
             ref = ready[0]
             if ref in starting:
                 slot = starting.pop(ref)
