@@ -89,9 +89,9 @@ def run(name: str, model: str, task: str, limit: int, batch: int, executor: str 
     wall = time.perf_counter() - t
     if p.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{p.stdout[-2000:]}{p.stderr[-2000:]}")
-    m = COMPUTED.search(p.stdout)
+    m = COMPUTED.search(p.stderr)  # notes go to stderr
     if not m:
-        raise SystemExit(f"no compute line in the output of {' '.join(cmd)}:\n{p.stdout[-2000:]}")
+        raise SystemExit(f"no compute line in the output of {' '.join(cmd)}:\n{p.stderr[-2000:]}")
     doc = json.loads((out / "results.json").read_text())
     metrics = {t: r["metrics"] for by in doc["results"].values() for t, r in by.items()}
     return {"n": int(m.group(1)), "compute": float(m.group(2)), "wall": wall, "metrics": metrics}
