@@ -114,6 +114,20 @@ def _retry_after(resp: httpx.Response) -> float | None:
         return None
 
 
+def _json_object(where: str, resp: httpx.Response) -> dict:
+    """The JSON object of an answer that is not to be retried (not 429, not 5xx); a client
+    error (4xx) or an answer that is not a JSON object is a BackendError naming ``where``."""
+    if resp.status_code >= 400:
+        raise BackendError(f"{where}: HTTP {resp.status_code}: {_short(resp.text)}")
+    try:
+        data = resp.json()
+    except ValueError as exc:
+        raise BackendError(f"{where}: the server's answer is not JSON: {_short(resp.text)}") from exc
+    if not isinstance(data, dict):
+        raise BackendError(f"{where}: the server's answer is not a JSON object")
+    return data
+
+
 class _RateLimit:
     """At most ``rate`` request starts per second (evenly spaced)."""
 
@@ -339,14 +353,7 @@ class OpenAIBackend(Backend):
             return None, f"connection failed ({type(exc).__name__}: {_short(str(exc), 120)})", None
         if resp.status_code == 429 or resp.status_code >= 500:
             return None, f"HTTP {resp.status_code}: {_short(resp.text)}", _retry_after(resp)
-        if resp.status_code >= 400:
-            raise BackendError(f"{ep.url}/models: HTTP {resp.status_code}: {_short(resp.text)}")
-        try:
-            data = resp.json()
-        except ValueError as exc:
-            raise BackendError(f"{ep.url}/models: the server's answer is not JSON: {_short(resp.text)}") from exc
-        if not isinstance(data, dict):
-            raise BackendError(f"{ep.url}/models: the server's answer is not a JSON object")
+        data = _json_object(f"{ep.url}/models", resp)
         return sorted(str(m.get("id")) for m in (data.get("data") or []) if isinstance(m, dict)), "", None
 
     def _probe_all(self, model: str, live: list[_Endpoint]) -> tuple[str, str]:
@@ -527,15 +534,8 @@ class OpenAIBackend(Backend):
                             last = f"HTTP {resp.status_code}: {_short(resp.text)}"
                             retry_after = _retry_after(resp)
                             ep.failing = True
-                        elif resp.status_code >= 400:
-                            raise BackendError(f"{ep.url}{path}: HTTP {resp.status_code}: {_short(resp.text)}")
                         else:
-                            try:
-                                data = resp.json()
-                            except ValueError as exc:
-                                raise BackendError(f"{ep.url}{path}: the server's answer is not JSON: {_short(resp.text)}") from exc
-                            if not isinstance(data, dict):
-                                raise BackendError(f"{ep.url}{path}: the server's answer is not a JSON object")
+                            data = _json_object(f"{ep.url}{path}", resp)
                             self.answered_by[ep.url] += 1
                             ep.failing = False
                             return ep.url, data
