@@ -71,6 +71,7 @@ def test_rerun_computes_nothing_and_score_reproduces(small_run):
     assert "0 to compute" in proc.stderr
     proc = run_cli("score", str(out))
     assert proc.returncode == 0, proc.stderr
+    assert "scoring with the task definitions stored when the run was made" in proc.stderr
     after = json.loads((out / "results.json").read_text())
     assert after["results"] == before["results"]
 

@@ -139,8 +139,10 @@ def _cmd_score(a: argparse.Namespace) -> int:
 
     if not (a.run_dir / STORE_NAME).is_file():
         raise AssayError(f"{a.run_dir}: not a run folder (no {STORE_NAME})")
+    ui = UI()
     with run_lock(a.run_dir, exclusive=False, command="score"):
-        score_run(a.run_dir, UI(), out_dir=a.output, sandbox=a.sandbox)
+        ui.note("scoring with the task definitions stored when the run was made (task files edited since are not read: run the tasks again to use them)")
+        score_run(a.run_dir, ui, out_dir=a.output, sandbox=a.sandbox)
     return 0
 
 
