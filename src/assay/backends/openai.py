@@ -243,6 +243,7 @@ class OpenAIBackend(Backend):
         urls = _endpoint_urls(args, spec.text)
         self.model = spec.target
         self.endpoints = [_Endpoint(u) for u in urls]
+        self._index = {u: i for i, u in enumerate(urls)}  # for round robin among equally busy endpoints
         self.base_url = ";".join(urls)  # as given, for messages
         self.concurrency = args["concurrency"]
         self.rate = args["rate"] or None
@@ -420,10 +421,9 @@ class OpenAIBackend(Backend):
                     cands = [min(self.endpoints, key=lambda e: e.down_since)]
             free = [e for e in cands if pool.in_flight[e.url] < self.concurrency]
             if free:
-                order = {e.url: i for i, e in enumerate(self.endpoints)}
                 n = len(self.endpoints)
-                ep = min(free, key=lambda e: (e.failing, pool.in_flight[e.url], (order[e.url] - self._rr - 1) % n))
-                self._rr = order[ep.url]
+                ep = min(free, key=lambda e: (e.failing, pool.in_flight[e.url], (self._index[e.url] - self._rr - 1) % n))
+                self._rr = self._index[ep.url]
                 pool.in_flight[ep.url] += 1
                 return ep
             await pool.wait_change()

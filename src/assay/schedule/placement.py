@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from assay.backends.options import Option, check
-from assay.backends.registry import BACKENDS, ModelSpec, backend_class
+from assay.backends.registry import ModelSpec, backend_class
 from assay.config import PLACEMENT_KEYS, without_placement
 
 OPTIONS = {
@@ -32,7 +32,7 @@ def split_placement(spec: ModelSpec) -> tuple[ModelSpec, Placement]:
     """The model without its placement arguments, and those arguments (checked, one line
     naming the model when one is wrong)."""
     keys = PLACEMENT_KEYS
-    if spec.backend in BACKENDS and backend_class(spec.backend).remote:  # a server's model: replicas= lists its servers
+    if backend_class(spec.backend).remote:  # a server's model: replicas= lists its servers
         keys = tuple(k for k in keys if k != "replicas")
     values = {k: check(spec.text, k, spec.args[k], OPTIONS[k]) for k in keys if k in spec.args}
     if not values:

@@ -36,7 +36,7 @@ from assay.errors import AssayError, BackendError, ConfigError, MissingDependenc
 from assay.prompts.chat import ChatTemplate
 from assay.requests import Request, Result
 from assay.schedule.placement import Placement
-from assay.schedule.scheduler import Progress, Stats, call, new_session, plan_batches
+from assay.schedule.scheduler import Commit, Progress, Stats, call, new_session, plan_batches
 from assay.schedule.worker import worker_facts
 from assay.store.runs import RunStore
 
@@ -144,10 +144,6 @@ class Replica:
             raise BackendError(self.error)
         return list(call(self.backend, kind, requests))
 
-    def close(self) -> None:
-        if self.backend is not None:
-            self.backend.close()
-
 
 @dataclass
 class _Slot:
@@ -184,7 +180,7 @@ class RayReplicas(Backend):
         self.base_session = new_session()
         self.slots: list[_Slot] = []
         self._template: ChatTemplate | None = None
-        self._pending_start: _Slot | None = None
+        self._node_ips: dict[str, str] = {}
         try:
             starting: dict[Any, _Slot] = {}
             for _ in range(replicas):
@@ -294,27 +290,30 @@ class RayReplicas(Backend):
         except self.ray.exceptions.RayActorError as exc:
             return {"error": f"its process died ({_first_line(exc)})"}
         slot.facts = desc.get("worker", {})
-        if slot.facts:  # the address the node joined the cluster with (not a guess from its interfaces)
-            ips = {n.get("NodeID"): n.get("NodeManagerAddress") for n in self.ray.nodes()}
-            if ips.get(slot.facts.get("node")):
-                slot.facts["node_ip"] = ips[slot.facts["node"]]
+        node = slot.facts.get("node")
+        if node is not None:  # the address the node joined the cluster with (not a guess from its interfaces)
+            if node not in self._node_ips:  # the cluster is asked again only for a node not seen yet
+                self._node_ips = {n.get("NodeID"): n.get("NodeManagerAddress") for n in self.ray.nodes()}
+            if self._node_ips.get(node):
+                slot.facts["node_ip"] = self._node_ips[node]
         return desc
 
-    def _lose(self, slot: _Slot, why: str) -> None:
+    def _lose(self, slot: _Slot, why: str) -> _Slot | None:
+        """Stop a lost replica; its replacement (started, still loading) while any are left."""
         if slot.dead:
-            return
+            return None
         slot.dead, slot.live = True, False
         self._stop(slot)
-        more = ""
-        if self.restarts_left > 0:
-            self.restarts_left -= 1
-            more = "; starting a replacement"
-        self.note(f"[yellow]note:[/] {slot.where()} was lost ({why}); its batches in flight go to the other replicas{more}")
-        if more:
-            self._pending_start = self._start()
+        replace = self.restarts_left > 0
+        self.note(f"[yellow]note:[/] {slot.where()} was lost ({why}); its batches in flight go to the other replicas"
+                  + ("; starting a replacement" if replace else ""))
+        if not replace:
+            return None
+        self.restarts_left -= 1
+        return self._start()
 
     def _live(self) -> list[_Slot]:
-        return [s for s in self.slots if s.live and not s.dead]
+        return [s for s in self.slots if s.live]
 
     # -- computing ------------------------------------------------------------------------------
     def execute(
@@ -329,12 +328,16 @@ class RayReplicas(Backend):
         """Compute ``todo`` on the replicas; the driver stores each batch as it comes back."""
         ray = self.ray
         lost_errors = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError, ray.exceptions.NodeDiedError)
-        stats = Stats(total=len(todo))
-        start = time.perf_counter()
+        commit = Commit(store, model_fp, len(todo), advance, on_batch)
         queue = deque(plan_batches(todo, batch_size))
         inflight: dict[Any, tuple[_Slot, str, list[tuple[str, Request]], float]] = {}
-        starting: dict[Any, _Slot] = {}
-        recorded: set[str] = set()
+        starting: dict[Any, _Slot] = {}  # replacements loading: their describe() -> slot
+
+        def lose(slot: _Slot, why: str) -> None:
+            replacement = self._lose(slot, why)
+            if replacement is not None:
+                starting[replacement.actor.describe.remote()] = replacement
+
         fatal: BaseException | None = None
         while (queue and fatal is None) or inflight:
             if fatal is None:
@@ -359,9 +362,9 @@ class RayReplicas(Backend):
                 slot = starting.pop(ref)
                 desc = self._described(ref, slot)
                 if "error" in desc:
-                    self._lose(slot, f"its replacement did not start: {desc['error']}")
+                    lose(slot, f"its replacement did not start: {desc['error']}")
                 elif desc["info"].fingerprint != self.info.fingerprint:
-                    self._lose(slot, "its replacement computes other numbers (another fingerprint)")
+                    lose(slot, "its replacement computes other numbers (another fingerprint)")
                 else:
                     slot.live = True
             else:
@@ -371,28 +374,14 @@ class RayReplicas(Backend):
                     results: list[Result] = ray.get(ref)
                 except lost_errors as exc:
                     queue.appendleft((kind, batch))
-                    self._lose(slot, _first_line(exc))
+                    lose(slot, _first_line(exc))
                 except ray.exceptions.RayTaskError as exc:
                     fatal = fatal or _cause(exc, slot)
                 else:
-                    if slot.session not in recorded:
-                        store.set_meta(f"worker:{slot.session}", slot.facts)
-                        recorded.add(slot.session)
-                    done = [(k, r, res) for (k, r), res in zip(batch, results)]
-                    store.put_results(model_fp, done, slot.session)
-                    if on_batch is not None:
-                        on_batch(done)
-                    stats.computed += len(batch)
-                    stats.add(kind, len(batch), t0, time.perf_counter())
-                    if advance:
-                        advance(len(batch))
-            if self._pending_start is not None:
-                starting[self._pending_start.actor.describe.remote()] = self._pending_start
-                self._pending_start = None
+                    commit(kind, batch, results, slot.session, slot.facts, t0)
         if fatal is not None:
             raise fatal
-        stats.seconds = time.perf_counter() - start
-        return stats
+        return commit.finish()
 
     def _one(self, kind: str, requests: Sequence[Request]) -> list[Any]:
         live = self._live()

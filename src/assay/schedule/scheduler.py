@@ -24,16 +24,18 @@ class Stats:
     total: int = 0
     computed: int = 0
     seconds: float = 0.0
-    by_kind: dict[str, tuple[int, float]] = field(default_factory=dict)  # kind -> (n, seconds)
-    _spans: dict[str, tuple[int, float, float]] = field(default_factory=dict, repr=False)  # kind -> (n, first start, last end)
+    spans: dict[str, tuple[int, float, float]] = field(default_factory=dict, repr=False)  # kind -> (n, first start, last end)
 
     def add(self, kind: str, n: int, t0: float, t1: float) -> None:
-        """``n`` requests of ``kind`` computed between ``t0`` and ``t1``; a kind's seconds run
-        from its first batch's start to its last one's end (batches on several workers overlap)."""
-        m, a, b = self._spans.get(kind, (0, t0, t1))
-        self._spans[kind] = (m + n, min(a, t0), max(b, t1))
-        m, a, b = self._spans[kind]
-        self.by_kind[kind] = (m, b - a)
+        """``n`` requests of ``kind`` computed between ``t0`` and ``t1``."""
+        m, a, b = self.spans.get(kind, (0, t0, t1))
+        self.spans[kind] = (m + n, min(a, t0), max(b, t1))
+
+    @property
+    def by_kind(self) -> dict[str, tuple[int, float]]:
+        """kind -> (requests, seconds from its first batch's start to its last one's end;
+        batches on several workers overlap)."""
+        return {k: (n, b - a) for k, (n, a, b) in self.spans.items()}
 
     @property
     def rate(self) -> float:
@@ -105,6 +107,37 @@ def new_session() -> str:
     return uuid.uuid4().hex[:12]
 
 
+class Commit:
+    """Where finished batches go, whichever executor computed them: the run store (responses
+    and compute-log rows of the batch's session in one transaction, and the first time a
+    session is seen, where it ran as ``worker:<session>``), then ``on_batch``, the stats and
+    the progress."""
+
+    def __init__(self, store: RunStore, model_fp: str, total: int, advance: Progress | None = None,
+                 on_batch: Callable[[list[tuple[str, Request, Result]]], None] | None = None):
+        self.store, self.model_fp, self.advance, self.on_batch = store, model_fp, advance, on_batch
+        self.stats = Stats(total=total)
+        self.sessions: set[str] = set()
+        self.start = time.perf_counter()
+
+    def __call__(self, kind: str, batch: list[tuple[str, Request]], results: Sequence[Result], session: str, worker: dict, t0: float) -> None:
+        if session not in self.sessions:
+            self.store.set_meta(f"worker:{session}", worker)
+            self.sessions.add(session)
+        done = [(k, r, res) for (k, r), res in zip(batch, results)]
+        self.store.put_results(self.model_fp, done, session)
+        if self.on_batch is not None:
+            self.on_batch(done)
+        self.stats.computed += len(batch)
+        self.stats.add(kind, len(batch), t0, time.perf_counter())
+        if self.advance:
+            self.advance(len(batch))
+
+    def finish(self) -> Stats:
+        self.stats.seconds = time.perf_counter() - self.start
+        return self.stats
+
+
 def execute(
     backend: Backend,
     store: RunStore,
@@ -118,20 +151,9 @@ def execute(
     finishes; ``on_batch`` then sees the committed batch (the shared response cache takes
     it). The compute log names the session, and ``worker:<session>`` in the store's meta says
     where it ran."""
-    session = new_session()
-    store.set_meta(f"worker:{session}", worker_facts(backend))
-    stats = Stats(total=len(todo))
-    start = time.perf_counter()
+    commit = Commit(store, model_fp, len(todo), advance, on_batch)
+    session, worker = new_session(), worker_facts(backend)
     for kind, batch in plan_batches(todo, batch_size):
         t0 = time.perf_counter()
-        results = call(backend, kind, [r for _, r in batch])
-        done = [(k, r, res) for (k, r), res in zip(batch, results)]
-        store.put_results(model_fp, done, session)
-        if on_batch is not None:
-            on_batch(done)
-        stats.computed += len(batch)
-        stats.add(kind, len(batch), t0, time.perf_counter())
-        if advance:
-            advance(len(batch))
-    stats.seconds = time.perf_counter() - start
-    return stats
+        commit(kind, batch, call(backend, kind, [r for _, r in batch]), session, worker, t0)
+    return commit.finish()
