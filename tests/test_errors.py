@@ -233,13 +233,13 @@ def test_missing_data_directory_names_the_file_and_how_to_point_at_it(tmp_path):
     task = builtin_index().tasks["xcopa_it"]
     wrong = tmp_path / "nowhere"
     proc = _cli_without_data_dir("run", "-m", "smollm2-135m-instruct", "-t", "xcopa_it", "--limit", "2", "--data-dir", str(wrong), "-o", str(tmp_path / "run"), cwd=tmp_path)
-    line = _one_line_error(proc, "task xcopa_it", f"data file xcopa/data/it/val.it.jsonl not found in {wrong}", "--data-dir", "ASSAY_DATA_DIR", "hub")
+    line = _one_line_error(proc, "task xcopa_it", f"data file xcopa/data/it/val.it.jsonl not found: looked in {wrong}/xcopa", "--data-dir", "ASSAY_DATA_DIR", "hub")
     assert line.index("--data-dir") < line.index("hub")  # the data directory first, the hub as the alternative
     # unset (cwd elsewhere, no ASSAY_DATA_DIR), without the `datasets` package: the hub only as the alternative
     code = f"import sys; sys.modules['datasets'] = None; from assay.cli import main; sys.exit(main(['validate', {str(task)!r}]))"
     env = {k: v for k, v in os.environ.items() if k != "ASSAY_DATA_DIR"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
-    line = _one_line_error(proc, "task xcopa_it", f"not found in {tmp_path / 'data'}", "--data-dir", "ASSAY_DATA_DIR")
+    line = _one_line_error(proc, "task xcopa_it", f"not found: looked in {tmp_path / 'data'}", "--data-dir", "ASSAY_DATA_DIR")
     assert line.endswith("or install 'assay[datasets]' to read it from the hub)") and "pip install" not in line
 
 
@@ -265,3 +265,24 @@ def test_the_error_tree_drawn_in_errors_py_is_the_class_tree():
     classes = {n: c for n, c in vars(errors).items() if isinstance(c, type) and issubclass(c, errors.AssayError)}
     assert set(drawn) == set(classes)
     assert {n: (c.__base__.__name__ if c is not errors.AssayError else None) for n, c in classes.items()} == drawn
+
+
+def test_a_users_relative_data_path_is_read_beside_the_task_file_and_the_error_says_where_it_looked(tmp_path):
+    """A new user's task file names its data file relative to itself; run from elsewhere, with
+    the data directory set to the benchmark data, it is still found. Missing, the one line
+    lists both places looked in."""
+    folder = tmp_path / "mytasks"
+    folder.mkdir()
+    (folder / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    task = folder / "tiny.yaml"
+    task.write_text(TASK.format(path="d.jsonl"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = run_cli("validate", str(task), cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 rows" in proc.stdout
+    task.write_text(TASK.format(path="sub/missing.jsonl"))
+    line = _one_line_error(run_cli("validate", str(task), cwd=elsewhere), "task tiny", "data file sub/missing.jsonl not found")
+    from conftest import DATA
+
+    assert f"looked in {folder / 'sub/missing.jsonl'} and {DATA.absolute() / 'sub/missing.jsonl'}" in line, line

@@ -93,14 +93,27 @@ def synthetic_dir(name: str) -> Path:
     return target
 
 
-def _resolve(path: str, root: Path) -> Path:
+def _resolve(path: str, root: Path, base: Path | None = None) -> Path:
+    """Where a task's data path points: ``builtin:``/``synthetic:`` names, an absolute path, or
+    a relative one, found beside the task file (``base``, its folder) first, else in the data
+    directory ``root`` (the path returned when it is in neither)."""
     if path.startswith("builtin:"):
         return BUILTIN_DIR / path.removeprefix("builtin:")
     if path.startswith("synthetic:"):
         name, _, rest = path.removeprefix("synthetic:").partition("/")
         return synthetic_dir(name) / rest
     p = Path(os.path.expanduser(path))
-    return p if p.is_absolute() else root / p
+    if p.is_absolute():
+        return p
+    if base is not None and (base / p).exists():
+        return base / p
+    return root / p
+
+
+def _looked(path: str, root: Path, base: Path | None) -> str:
+    """Where a missing relative data path was looked for, for the error."""
+    places = ([base / path] if base is not None else []) + [root / path]
+    return " and ".join(str(p.absolute()) for p in places)
 
 
 def sha256_file(path: Path) -> str:
@@ -201,8 +214,10 @@ def _parse(path: Path, fmt: str, src: LocalSource) -> list[dict[str, Any]]:
     return rows
 
 
-def load_local(src: LocalSource, root: Path) -> Documents:
-    path = _resolve(src.path, root)
+def load_local(src: LocalSource, root: Path, base: Path | None = None) -> Documents:
+    """Rows of a local data file; ``base``: the task file's folder, where relative paths are
+    looked for first."""
+    path = _resolve(src.path, root, base)
     if not path.is_file():
         raise DataError(f"data file not found: {path} (data dir: {root}; set --data-dir or ASSAY_DATA_DIR)")
     digest = _check_pin(path, src.sha256)
@@ -213,7 +228,7 @@ def load_local(src: LocalSource, root: Path) -> Documents:
     if src.parallel:
         digests = [digest]
         for par in src.parallel:
-            ppath = _resolve(par.path, root)
+            ppath = _resolve(par.path, root, base)
             if not ppath.is_file():
                 raise DataError(f"parallel data file not found: {ppath} (data dir: {root}; set --data-dir or ASSAY_DATA_DIR)")
             pdigest = _check_pin(ppath, par.sha256)
@@ -405,15 +420,16 @@ def load_hub(src: HubSource, split: str) -> Documents:
     return Documents([dict(r) for r in ds], src.revision or ds._fingerprint, f"hub:{src.id}")
 
 
-def _missing_local(spec: DatasetSpec, split: str, root: Path, path: Path, what: str) -> Documents:
+def _missing_local(spec: DatasetSpec, split: str, root: Path, path: Path, what: str, base: Path | None = None) -> Documents:
     """A local data file that is not there: the hub copy where the spec names one and
     ``datasets`` can load it; else one line naming the file and how to point at the data."""
     assert spec.local is not None
     rel = spec.local.path
     in_root = not rel.startswith(("builtin:", "synthetic:")) and not Path(os.path.expanduser(rel)).is_absolute()
     if in_root:
-        where = f"data file {rel} not found in {root.absolute()}"
-        how = "the data directory: set --data-dir or ASSAY_DATA_DIR to the folder holding the benchmark data"
+        where = f"data file {rel} not found: looked in {_looked(rel, root, base)}"
+        how = ("a relative path is read beside the task file, else in the data directory: "
+               "set --data-dir or ASSAY_DATA_DIR to the folder holding the benchmark data")
     else:  # an absolute path: the data directory plays no part
         where, how = f"data file not found: {path}", "the task names this path"
     if spec.hub is None:
@@ -428,11 +444,12 @@ def _missing_local(spec: DatasetSpec, split: str, root: Path, path: Path, what: 
         raise DataError(f"{what}: {where} ({how}); the hub copy was tried instead: {exc}") from exc
 
 
-def load_documents(spec: DatasetSpec, split: str, root: Path, what: str) -> Documents:
-    """Rows of one split with fields renamed, each with ``_id`` (the id field or the row number)."""
+def load_documents(spec: DatasetSpec, split: str, root: Path, what: str, base: Path | None = None) -> Documents:
+    """Rows of one split with fields renamed, each with ``_id`` (the id field or the row number).
+    ``base``: the task file's folder, where relative data paths are looked for first."""
     if spec.local is not None:
-        path = _resolve(spec.local.path, root)
-        docs = load_local(spec.local, root) if path.is_file() else _missing_local(spec, split, root, path, what)
+        path = _resolve(spec.local.path, root, base)
+        docs = load_local(spec.local, root, base) if path.is_file() else _missing_local(spec, split, root, path, what, base)
     else:
         assert spec.hub is not None
         docs = load_hub(spec.hub, split)
