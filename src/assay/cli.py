@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--chat-format", metavar="NAME", help="override the chat-format policy for every task: none (plain text), model (its own template) or a named format (assay ls formats)")
     r.add_argument("--system-prompt", metavar="TEXT", help="system message for chat-formatted prompts")
     r.add_argument("--quiet", "-q", action="store_true", help="print only the leaderboard")
+    r.add_argument("--dry-run", action="store_true", help="print the plan (tasks, prompts, requests per kind, how many are stored or cached) and exit; models are loaded, nothing is computed or written")
     r.add_argument("--sandbox", choices=["strict", "auto", "off"], default="auto", help=_SANDBOX_HELP)
     r.add_argument("--cache", metavar="PATH", default="auto",
                    help="the response cache shared by runs (default: $ASSAY_CACHE, else ~/.cache/assay/responses.sqlite); responses found there are not computed again")
@@ -87,8 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("what", choices=["tasks", "models", "formats"])
 
     v = sub.add_parser("validate", help="load a task file, render every prompt on its data, check metrics")
-    v.add_argument("task_file", nargs="+", metavar="TASK")
-    v.add_argument("--data-dir", type=Path, metavar="DIR")
+    v.add_argument("task_file", nargs="+", metavar="TASK", help="task files, or folders of them")
+    v.add_argument("--data-dir", type=Path, metavar="DIR", help="where relative data paths resolve when not beside the task file (default: $ASSAY_DATA_DIR, else ./data)")
+    v.add_argument("--show", type=int, default=0, metavar="N", help="print the first N instances of each prompt as the requests a run sends (context, continuations or generation settings, target)")
+    v.add_argument("--model", "-m", metavar="M", help="with --show: apply this model's chat format where a run would (the model is loaded, nothing is computed)")
+    v.add_argument("--chat-format", metavar="NAME", help="with --show: as assay run --chat-format")
+    v.add_argument("--system-prompt", metavar="TEXT", help="with --show: as assay run --system-prompt")
     return p
 
 
@@ -126,6 +131,11 @@ def _cmd_run(a: argparse.Namespace) -> int:
         from assay.prompts.formats import check_format_name
 
         check_format_name(cfg.chat_format)
+    if a.dry_run:
+        from assay.preview import dry_run
+
+        dry_run(cfg, print, UI(quiet=a.quiet).note)
+        return 0
     run(cfg, UI(quiet=a.quiet))
     return 0
 
@@ -309,17 +319,48 @@ def _cmd_validate(a: argparse.Namespace) -> int:
     from assay.data.sources import data_dir
     from assay.plan import plan_task
     from assay.tasks.loader import load_task
+    from assay.tasks.registry import _task_files
 
+    if (a.model or a.chat_format or a.system_prompt) and not a.show:
+        raise AssayError("--model, --chat-format and --system-prompt change what --show prints: add --show N")
+    if a.show < 0:
+        raise AssayError("--show takes a number of instances, 1 or more")
+    files = [str(p) for f in a.task_file for p in (_task_files(Path(f)) if Path(f).is_dir() else [Path(f)])]
+    backend, cfg = None, None
+    if a.show:
+        from assay.config import RunConfig
+        from assay.preview import NoModel
+
+        if a.chat_format is not None:
+            from assay.prompts.formats import check_format_name
+
+            check_format_name(a.chat_format)
+        cfg = RunConfig(models=(a.model or "none",), tasks=tuple(files), chat_format=a.chat_format, system_prompt=a.system_prompt)
+        backend = NoModel()
+        if a.model:
+            from assay.backends.registry import load_backend, parse_model
+            from assay.schedule.placement import split_placement
+
+            backend = load_backend(split_placement(parse_model(a.model))[0])
     names: dict[str, str] = {}  # task name -> file: results are keyed by name
-    for f in a.task_file:
-        task = load_task(f)
-        if Path(names.get(task.task, f)).resolve() != Path(f).resolve():
-            raise AssayError(f"task '{task.task}' is defined twice: in {names[task.task]} and in {f}; rename one (task: NAME)")
-        names[task.task] = f
-        plan = plan_task(task, Path(f), data_dir(a.data_dir))
-        spec = plan.spec
-        shots = f", {spec.fewshot.k}-shot from {spec.fewshot.split or spec.split}" if spec.fewshot.k else ""
-        print(f"{f}: ok — task {spec.task}, {len(plan.docs.rows)} rows, {len(spec.prompts)} prompt(s), {len(plan.instances)} instances rendered{shots}, metrics {', '.join(m.name for m in spec.metrics)}")
+    try:
+        for f in files:
+            task = load_task(f)
+            if Path(names.get(task.task, f)).resolve() != Path(f).resolve():
+                raise AssayError(f"task '{task.task}' is defined twice: in {names[task.task]} and in {f}; rename one (task: NAME)")
+            names[task.task] = f
+            plan = plan_task(task, Path(f), data_dir(a.data_dir))
+            spec = plan.spec
+            shots = f", {spec.fewshot.k}-shot from {spec.fewshot.split or spec.split}" if spec.fewshot.k else ""
+            print(f"{f}: ok — task {spec.task}, {len(plan.docs.rows)} rows, {len(spec.prompts)} prompt(s), {len(plan.instances)} instances rendered{shots}, metrics {', '.join(m.name for m in spec.metrics)}")
+            if a.show:
+                from assay.preview import show_instances
+
+                assert cfg is not None and backend is not None
+                show_instances(plan, backend, cfg, a.show)
+    finally:
+        if backend is not None and hasattr(backend, "close"):
+            backend.close()
     return 0
 
 

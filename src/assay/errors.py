@@ -71,9 +71,9 @@ class StoreError(AssayError):
 class UnknownNameError(AssayError):
     """An unknown name, with close matches suggested."""
 
-    def __init__(self, kind: str, name: str, known: Iterable[str]):
+    def __init__(self, kind: str, name: str, known: Iterable[str], hint: str = ""):
         known = sorted(set(known))
-        super().__init__(f"unknown {kind} '{name}'." + did_you_mean(name, known))
+        super().__init__(f"unknown {kind} '{name}'{hint}." + did_you_mean(name, known))
         self.kind, self.name = kind, name
         self.suggestions = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
 

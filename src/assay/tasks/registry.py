@@ -1,11 +1,16 @@
 """Built-in tasks and groups by name, and resolution of ``--tasks`` arguments.
 
 Task names follow ``<dataset>_<config>`` (``xcopa_it``); a group name (``xcopa``, ``core``)
-stands for all its tasks; an argument ending in ``.yaml``/``.yml`` is a task file.
+stands for all its tasks; an argument ending in ``.yaml``/``.yml`` is a task file, and a folder
+stands for every task file under it (bases, named ``_*.yaml``, left out). The ``group:`` of
+the user's files named in the same list works like a built-in one: ``-t mytasks/,core`` runs a
+folder and a built-in group, ``-t a.yaml,b.yaml,mine`` names a group of those files (joining a
+built-in group of the same name).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -44,12 +49,39 @@ def builtin_index() -> Index:
     return Index(tasks, {k: tuple(v) for k, v in groups.items()}, desc)
 
 
+def _task_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and not p.name.startswith("_") and p.is_file())
+    if not files:
+        raise TaskError(f"{folder}: a folder given in --tasks holds no task files (*.yaml, *.yml)")
+    return files
+
+
+def _is_file_arg(name: str) -> bool:
+    return name.endswith((".yaml", ".yml")) or Path(name).is_file()
+
+
+def _user_groups(names: list[str]) -> dict[str, list[Path]]:
+    """Groups declared by the user's task files named (or held by folders named) in the list."""
+    groups: dict[str, list[Path]] = {}
+    for name in names:
+        p = Path(name)
+        files = _task_files(p) if p.is_dir() else [p] if _is_file_arg(name) and p.is_file() else []
+        for f in files:
+            g = load_raw(f).get("group", [])
+            for grp in [g] if isinstance(g, str) else g if isinstance(g, list) else []:
+                if isinstance(grp, str):
+                    groups.setdefault(grp, []).append(f)
+    return groups
+
+
 def resolve(names: list[str]) -> list[tuple[TaskSpec, Path]]:
-    """Task specs for the given names, groups and files, in order, without duplicates.
+    """Task specs for the given names, groups, files and folders, in order, without duplicates.
 
     A file named twice counts once; two files that define the same task name are an error
     (results are keyed by task name, so one would silently replace the other)."""
     idx = builtin_index()
+    names = [n.strip() for n in names if n.strip()]
+    mine = _user_groups(names)
     out: list[tuple[TaskSpec, Path]] = []
     seen: dict[str, Path] = {}  # task name -> the file that defines it
 
@@ -64,18 +96,23 @@ def resolve(names: list[str]) -> list[tuple[TaskSpec, Path]]:
         out.append((spec, path))
 
     for name in names:
-        name = name.strip()
-        if not name:
-            continue
-        if name.endswith((".yaml", ".yml")) or Path(name).is_file():
+        if Path(name).is_dir():
+            for f in _task_files(Path(name)):
+                add(f)
+        elif _is_file_arg(name):
             add(Path(name))
         elif name in idx.tasks:
             add(idx.tasks[name])
-        elif name in idx.groups:
-            for t in idx.groups[name]:
+        elif name in idx.groups or name in mine:
+            for t in idx.groups.get(name, ()):
                 add(idx.tasks[t])
+            for f in mine.get(name, ()):
+                add(f)
+        elif "/" in name or os.sep in name:
+            raise TaskError(f"--tasks {name}: no such task file or folder")
         else:
-            raise UnknownNameError("task or group", name, list(idx.tasks) + list(idx.groups))
+            hint = "" if mine else " (for a group of your own task files, name the files or their folder in --tasks too: -t my_tasks/ or -t a.yaml,b.yaml,GROUP)"
+            raise UnknownNameError("task or group", name, list(idx.tasks) + list(idx.groups) + list(mine), hint)
     if not out:
         raise TaskError("no tasks given (--tasks)")
     return out
