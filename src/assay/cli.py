@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     s.add_argument("--output", "-o", type=Path, metavar="DIR", help="write results.json, samples/ and the report here instead of into RUN_DIR (e.g. for a read-only run folder)")
     s.add_argument("--sandbox", choices=["strict", "auto", "off"], default="auto", help=_SANDBOX_HELP)
+    s.add_argument("--reload-tasks", action="store_true", help="re-read the run's task files: edits to metrics, primary, extract, card and descriptions apply; "
+                   "edits to what decides the requests (data, prompts, choices, targets, generation) are refused, naming the keys")
 
     rp = sub.add_parser("report", help="compare runs: one self-contained HTML report and its Markdown tables")
     rp.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="scored run folders; models with the same fingerprint are merged, only shared items are compared")
@@ -151,8 +153,11 @@ def _cmd_score(a: argparse.Namespace) -> int:
         raise AssayError(f"{a.run_dir}: not a run folder (no {STORE_NAME})")
     ui = UI()
     with run_lock(a.run_dir, exclusive=False, command="score"):
-        ui.note("scoring with the task definitions stored when the run was made (task files edited since are not read: run the tasks again to use them)")
-        score_run(a.run_dir, ui, out_dir=a.output, sandbox=a.sandbox)
+        if a.reload_tasks:
+            ui.note("scoring with the task files as they are now (--reload-tasks); the stored responses answer the same requests")
+        else:
+            ui.note("scoring with the task definitions stored when the run was made (task files edited since are not read: --reload-tasks re-reads them)")
+        score_run(a.run_dir, ui, out_dir=a.output, sandbox=a.sandbox, reload_tasks=a.reload_tasks)
     return 0
 
 

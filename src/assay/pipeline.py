@@ -172,11 +172,13 @@ def run(cfg: RunConfig, ui: Observer | None = None) -> Path:
     return run_dir
 
 
-def score_run(run_dir: Path, ui: Observer | None = None, store: RunStore | None = None, out_dir: Path | None = None, sandbox: str = "auto") -> RunResults:
+def score_run(run_dir: Path, ui: Observer | None = None, store: RunStore | None = None, out_dir: Path | None = None, sandbox: str = "auto",
+              reload_tasks: bool = False) -> RunResults:
     """Score every (model, task) from the store; write results.json, samples/ and the report
     into ``out_dir`` (default: the run folder). Nothing is written unless every task scored,
     and a store with no responses for its models is refused, so a good results.json is never
-    replaced by an empty one. ``sandbox``: the ``--sandbox`` mode code answers run under."""
+    replaced by an empty one. ``sandbox``: the ``--sandbox`` mode code answers run under.
+    ``reload_tasks``: score with the task files as they are now (``scoring.run.reload_specs``)."""
     ui = ui or Observer()
     own = store is None
     store = store or RunStore(run_dir, readonly=True)
@@ -185,7 +187,7 @@ def score_run(run_dir: Path, ui: Observer | None = None, store: RunStore | None 
     try:
         if out_dir.exists() and not os.access(out_dir, os.W_OK):
             raise StoreError(f"{out_dir} is read-only: its results.json cannot be rewritten; score it into another folder: assay score {run_dir} -o DIR")
-        results, samples = score_store(store, sandbox, path)
+        results, samples = score_store(store, sandbox, path, reload=reload_tasks)
         try:
             for rel, text in samples:
                 write_text_atomic(out_dir / rel, text)

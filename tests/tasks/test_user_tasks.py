@@ -133,3 +133,34 @@ def test_validate_show_prints_the_requests_a_run_sends(tmp_path):
     assert "chat format model (generation task, model has a chat template)" in proc.stdout
     assert "    <|im_start|>user\n    Grass is<|im_end|>\n    <|im_start|>assistant" in proc.stdout
     assert "  generate up to 256 tokens, greedy, stops at" in proc.stdout and '  target: "blue"' in proc.stdout
+
+
+def test_score_reload_tasks_applies_scoring_edits_and_refuses_request_edits(tmp_path):
+    folder = _folder(tmp_path)
+    task = folder / "one.yaml"
+    out = tmp_path / "run"
+    proc = run_cli("run", "-m", "mock:m", "-t", str(task), "-o", str(out), "--no-cache", "-q", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    first = json.loads((out / "results.json").read_text())
+    assert set(first["results"]["m"]["mine_one"]["metrics"]) == {"acc"}
+    task.write_text(task.read_text().replace("metrics: [acc]", "metrics: [acc_norm, acc]\ndescription: edited"))
+    # without the flag: the stored definition, and the note says how to re-read
+    proc = run_cli("score", str(out), cwd=tmp_path)
+    assert proc.returncode == 0 and "--reload-tasks re-reads them" in proc.stderr
+    assert set(json.loads((out / "results.json").read_text())["results"]["m"]["mine_one"]["metrics"]) == {"acc"}
+    proc = run_cli("score", str(out), "--reload-tasks", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((out / "results.json").read_text())
+    res = doc["results"]["m"]["mine_one"]
+    assert res["primary"] == "acc_norm" and res["metrics"]["acc"] == first["results"]["m"]["mine_one"]["metrics"]["acc"]
+    assert doc["tasks"]["mine_one"]["reloaded"] is True and doc["tasks"]["mine_one"]["description"] == "edited"
+    assert doc["tasks"]["mine_one"]["hash"] != first["tasks"]["mine_one"]["hash"]
+    # an edit to what was asked: refused in one line naming the keys, results.json kept
+    task.write_text(task.read_text().replace('template: "{{ q }}"', 'template: "Q: {{ q }}"').replace("target: label", "target: 1 - label"))
+    proc = run_cli("score", str(out), "--reload-tasks", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"--reload-tasks: task mine_one ({task}): prompts, target changed since the run" in proc.stderr
+    assert json.loads((out / "results.json").read_text()) == doc
+    task.unlink()
+    proc = run_cli("score", str(out), "--reload-tasks", cwd=tmp_path)
+    assert proc.returncode == 2 and f"its file {task} is not there any more" in proc.stderr

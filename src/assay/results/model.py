@@ -118,6 +118,8 @@ class TaskInfo(_Model):
     chat_format: dict[str, dict[str, ChatFormatUsed]] = Field(default_factory=dict)  # model -> prompt -> format
     fewshot: dict[str, Any] = Field(default_factory=dict)
     card: dict[str, Any] | None = None
+    # scored with its task file as re-read by `assay score --reload-tasks`, not as stored at run time
+    reloaded: bool = False
 
 
 class ModelRecord(_Model):

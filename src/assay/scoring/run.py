@@ -13,7 +13,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from assay.errors import ConfigError, StoreError
+from assay.errors import ConfigError, StoreError, TaskError
 from assay.results import ModelRecord, RunResults, SandboxRecord, TaskInfo, TaskResult, group_scores
 from assay.scoring.score import TRUNCATION, score_task
 from assay.store.runs import RunStore
@@ -44,9 +44,48 @@ def versions() -> dict[str, str]:
     return out
 
 
-def score_store(store: RunStore, sandbox: str = "auto", results_path: Path | None = None) -> tuple[RunResults, list[SampleFile]]:
+# What a task file may change and still be scored from a run's stored responses: how answers
+# are read and scored and how the task is described. Every other key decides the requests
+# (data, prompts, choices, targets, few-shot, generation, chat format) or what was asked.
+RESCORABLE = frozenset({"metrics", "primary", "extract", "card", "description", "family", "group", "language", "version"})
+
+
+def reload_specs(store: RunStore) -> dict[str, TaskSpec]:
+    """``assay score --reload-tasks``: each stored task re-read from its file, which may change
+    only ``RESCORABLE`` keys; else one line naming the task, the file and the keys changed."""
+    from assay.tasks.loader import load_task
+
+    out: dict[str, TaskSpec] = {}
+    for _, task, spec_json, info in store.tasks():
+        if task in out:
+            continue
+        file = info.get("file")
+        if not file or not Path(file).is_file():
+            raise TaskError(f"--reload-tasks: task {task}: its file {file or '(unknown)'} is not there any more; score without --reload-tasks")
+        new = load_task(file)
+        if new.task != task:
+            raise TaskError(f"--reload-tasks: {file} now defines task '{new.task}', the run has '{task}'")
+        old, now = TaskSpec.model_validate(spec_json).model_dump(mode="json"), new.model_dump(mode="json")
+        changed = sorted(k for k in old.keys() | now.keys() if k not in RESCORABLE and old.get(k) != now.get(k))
+        if changed:
+            raise TaskError(
+                f"--reload-tasks: task {task} ({file}): {', '.join(changed)} changed since the run, and they decide what the model was asked; "
+                f"run the tasks again (assay run: stored responses are reused) or undo the edit"
+            )
+        out[task] = new
+    return out
+
+
+def _reloaded_info(info: dict, spec: TaskSpec) -> dict:
+    """A task's stored info with what a re-read file changes (hash, card, labels)."""
+    return info | {"hash": spec.content_hash(), "version": spec.version, "card": spec.card_info(), "description": spec.description,
+                   "family": spec.family, "group": spec.group, "language": spec.language, "reloaded": True}
+
+
+def score_store(store: RunStore, sandbox: str = "auto", results_path: Path | None = None, reload: bool = False) -> tuple[RunResults, list[SampleFile]]:
     """Every (model, task) of the store scored; a store with no models, tasks or responses is
-    refused (``results_path``: the file the message says was left as it was)."""
+    refused (``results_path``: the file the message says was left as it was). ``reload``: with
+    the task files as they are now (``reload_specs``), not the definitions stored at run time."""
     models = {lbl: (fp, info) for lbl, fp, info in store.models()}
     registered = [row for row in store.tasks() if row[0] in models]
     if not registered or store.n_responses_of(fp for fp, _ in models.values()) == 0:
@@ -57,6 +96,10 @@ def score_store(store: RunStore, sandbox: str = "auto", results_path: Path | Non
     task_docs: dict[str, dict] = {}
     samples: list[SampleFile] = []
     specs = [TaskSpec.model_validate(spec_json) for _, _, spec_json, _ in registered]
+    if reload:
+        fresh = reload_specs(store)
+        specs = [fresh[task] for _, task, _, _ in registered]
+        registered = [(label, task, spec_json, _reloaded_info(info, fresh[task])) for label, task, spec_json, info in registered]
     if any(spec.extract.name == "code" for spec in specs):
         check_code_sandbox(sandbox)  # once, before any task is scored
     for (label, task, _, info), spec in zip(registered, specs):
