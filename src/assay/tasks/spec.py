@@ -57,7 +57,7 @@ class ParallelFile(_Strict):
 
 
 class LocalSource(_Strict):
-    """A local data file, resolved against the data directory when relative.
+    """A local data file; a relative path is looked up against the task file's folder, then the data directory.
 
     Formats: jsonl, json, csv, tsv, parquet; ``squad`` (SQuAD-style nested JSON, one row per
     question); ``conll`` (token-per-line NER files, one row per sentence); ``lines`` (one row per
@@ -343,7 +343,7 @@ class TaskSpec(_Strict):
     )
     images: str | None = Field(
         None,
-        description="an expression giving the document's image(s): a path relative to the data file, bytes, or a picture (hub Image features); each fills an <image> placeholder of the prompt",
+        description="an expression giving the document's image(s): a path relative to the data file, bytes, or a picture (hub Image features); each fills an `<image>` placeholder of the prompt",
     )
     prompts: list[PromptSpec] = Field(min_length=1, description="the prompt templates, at least one; the task's score is the median over them")
     choices: str | list[str] | None = Field(
