@@ -6,7 +6,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Benchmark data: ../shared/data beside the checkout unless ASSAY_DATA_DIR says otherwise.
 export ASSAY_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install install-test demo test clean
+.PHONY: install install-test demo test docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ test: install-test
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# docs/tasks.md and docs/task.schema.json, generated from this checkout's task spec (after `make install`;
+# a test fails when the checked-in files are stale)
+docs:
+	PYTHONPATH=src $(BIN)/python -m assay.tasks.reference
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info

@@ -83,8 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--model", metavar="FINGERPRINT", help="prune: responses of the model whose fingerprint starts so (assay cache info lists them)")
     c.add_argument("--all", action="store_true", help="prune: everything")
 
-    sc = sub.add_parser("schema", help="print the JSON Schema of an assay file (results: results.json)")
-    sc.add_argument("what", choices=["results"])
+    sc = sub.add_parser("schema", help="print the JSON Schema of an assay file (results: results.json; task: a task YAML file)")
+    sc.add_argument("what", choices=["results", "task"])
 
     ls = sub.add_parser("ls", help="list built-in tasks, models or chat formats")
     ls.add_argument("what", choices=["tasks", "models", "formats"])
@@ -259,6 +259,12 @@ def _cmd_schema(a: argparse.Namespace) -> int:
     import json
 
     from assay.results import schema
+
+    if a.what == "task":
+        from assay.tasks.reference import schema_text
+
+        print(schema_text(), end="")
+        return 0
 
     print(json.dumps(schema(), indent=2))
     return 0

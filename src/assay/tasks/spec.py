@@ -37,23 +37,27 @@ class ConllOptions(_Strict):
 
     tag_column: int = Field(-1, description="the column holding the tag, 0-based; -1 is the last")
     token_prefix: str | None = Field(None, description="a prefix every token carries, removed (WikiANN's 'en:')")
-    # entity type as tagged -> type the rows carry; when given, every tagged type must be listed
-    types: dict[str, str] = Field(default_factory=dict)
-    detokenize: bool = Field(True, description="no space before closing punctuation/after opening; else one space between tokens")
+    types: dict[str, str] = Field(
+        default_factory=dict,
+        description="entity type as tagged → the type the rows carry (WNUT-17's person → PER); when given, every tagged type must be listed",
+    )
+    detokenize: bool = Field(
+        True, description="true: no space before closing punctuation or after opening brackets and quotes in `text`; false: one space between all tokens"
+    )
 
 
 class ParallelFile(_Strict):
     """For ``format: lines``: another file with one value per line of the main file."""
 
-    path: str
-    sha256: str | None = None
-    column: str
+    path: str = Field(description="the file, resolved as `local.path` is (`builtin:`, absolute, or relative)")
+    sha256: str | None = Field(None, description="the file's sha256 (64 hex digits, in quotes); when given, a file that differs is refused")
+    column: str = Field(description="the column its lines fill (a name no other column has)")
 
     _hex = field_validator("sha256", mode="before")(lambda v: _sha256_hex(v))
 
 
 class LocalSource(_Strict):
-    """A local data file, resolved against the data directory when relative.
+    """A local data file; a relative path is looked up against the task file's folder, then the data directory.
 
     Formats: jsonl, json, csv, tsv, parquet; ``squad`` (SQuAD-style nested JSON, one row per
     question); ``conll`` (token-per-line NER files, one row per sentence); ``lines`` (one row per
@@ -61,18 +65,24 @@ class LocalSource(_Strict):
     through; the sha256 pin is of the file on disk.
     """
 
-    path: str
-    sha256: str | None = None
+    path: str = Field(
+        description="the data file: relative (to the task file's folder, else the data directory), absolute, `~/…`, or `builtin:…` (data shipped with assay)"
+    )
+    sha256: str | None = Field(
+        None, description="the file's sha256 (64 hex digits, in quotes); when given, a file that differs is refused. Recorded as the data revision either way"
+    )
 
     @field_validator("sha256", mode="before")
     @classmethod
     def _hex(cls, v: Any) -> Any:
         return _sha256_hex(v)
-    format: Literal["jsonl", "json", "csv", "tsv", "parquet", "squad", "conll", "lines"] | None = None
+    format: Literal["jsonl", "json", "csv", "tsv", "parquet", "squad", "conll", "lines"] | None = Field(
+        None, description="the file's format; default: from its extension (.jsonl, .json, .csv, .tsv, .parquet, under any .gz/.zip)"
+    )
     json_field: str | None = Field(None, description="for .json files: the key holding the list of rows")
     columns: list[str] | None = Field(None, description="for csv/tsv files without a header row: the column names; for lines: the one column name")
-    conll: ConllOptions | None = None
-    parallel: list[ParallelFile] = Field(default_factory=list)
+    conll: ConllOptions | None = Field(None, description="options of `format: conll`")
+    parallel: list[ParallelFile] = Field(default_factory=list, description="for `format: lines`: more files, one value per line, each adding a column")
 
     @model_validator(mode="after")
     def _format_options(self) -> LocalSource:
@@ -92,19 +102,26 @@ class LocalSource(_Strict):
 class HubSource(_Strict):
     """A Hugging Face dataset, loaded through ``datasets`` (needs the network the first time)."""
 
-    id: str
-    name: str | None = None
-    revision: str | None = None
-    split: str | None = None
+    id: str = Field(description="the dataset's hub id, e.g. `cambridgeltl/xcopa`")
+    name: str | None = Field(None, description="the dataset's configuration (subset) name, e.g. `it`")
+    revision: str | None = Field(None, description="a git revision (commit, tag or branch) of the dataset repository; recorded as the data revision")
+    split: str | None = Field(None, description="the hub split to load; default: the task's `split` (or, under `splits`, the split's key)")
 
 
 class DatasetSpec(_Strict):
-    local: LocalSource | None = None
-    hub: HubSource | None = None
-    # rename source columns to the names templates use: {template_name: source_name}
-    fields: dict[str, str] = Field(default_factory=dict)
-    id_field: str | None = None
-    where: str | None = Field(None, description="an expression that keeps only the rows where it is true")
+    """Where a split's rows come from: a local file, a hub dataset, or both (the hub copy is
+    loaded when the local file is absent), with column renames, row ids and a row filter."""
+
+    local: LocalSource | None = Field(None, description="a local data file")
+    hub: HubSource | None = Field(None, description="a Hugging Face dataset; with `local`, the fallback when the file is absent")
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="renames for templates: {name templates use: source column}; the row keeps its source columns too",
+    )
+    id_field: str | None = Field(
+        None, description="the SOURCE column (before `fields` renames) whose value is each row's id; ids must be unique. Default: the row number (0, 1, …)"
+    )
+    where: str | None = Field(None, description="an expression that keeps only the rows where it is true (sees the row after `fields`, no `vars`)")
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetSpec:
@@ -135,20 +152,23 @@ def _without_unset_target_type(out: Any) -> Any:
 class PromptSpec(_Strict):
     """One prompt template; a task may have several, each with a stable id."""
 
-    id: str
-    template: str
-    choices: str | list[str] | None = None  # expression, or a list of templates (one per choice)
-    target: str | None = None  # expression; overrides the task's target
-    target_type: TargetType | None = None  # overrides the task's
-    preamble: str | None = None  # template shown once before the few-shot examples (e.g. MMLU's subject line)
-    # template of a few-shot example's answer (default: its target), e.g. a worked solution
-    # or a written rationale ending in the answer (GSM8K, BBH chain of thought)
-    shot_answer: str | None = None
-    language: str | None = None  # language the prompt is written in
-    translation: Literal["original", "human", "machine", "machine-checked"] | None = None
-    chat: str | None = None  # auto | never | always | a chat format name (overrides the task's)
-    choice_mode: Literal["continuation", "context"] | None = None  # overrides the task's
-    description: str = ""
+    id: str = Field(description="the prompt's stable id (letters, digits, '-', '_', '.'), unique in the task; `--prompt ID` selects by it")
+    template: str = Field(description="Jinja2 template of the document's prompt")
+    choices: str | list[str] | None = Field(None, description="overrides the task's `choices`: an expression, or a list of templates (one per choice)")
+    target: str | None = Field(None, description="overrides the task's `target` (an expression)")
+    target_type: TargetType | None = Field(None, description="overrides the task's `target_type`")
+    preamble: str | None = Field(None, description="template shown once, before the few-shot examples (e.g. MMLU's subject line)")
+    shot_answer: str | None = Field(
+        None,
+        description="template of a few-shot example's answer (default: its target, or for multiple choice the gold choice's text), e.g. a worked solution ending in the answer (GSM8K, BBH chain of thought)",
+    )
+    language: str | None = Field(None, description="the language the prompt is written in (e.g. `it`)")
+    translation: Literal["original", "human", "machine", "machine-checked"] | None = Field(
+        None, description="how the prompt was made: written in its language, or translated by people, by a machine, or by a machine and checked"
+    )
+    chat: str | None = Field(None, description="overrides the task's `chat`: auto | never | always | a chat format name")
+    choice_mode: Literal["continuation", "context"] | None = Field(None, description="overrides the task's `choice_mode`")
+    description: str = Field("", description="what the prompt is, for people (e.g. where it comes from)")
 
     _dump = model_serializer(mode="wrap")(lambda self, handler: _without_unset_target_type(handler(self)))
 
@@ -166,31 +186,37 @@ class PromptSpec(_Strict):
 
 
 class FewShotSpec(_Strict):
-    k: int = Field(0, ge=0)
-    # random: k rows drawn per document with a generator seeded by (seed, document id);
-    # first_n: the first k rows of the source in file order (MMLU's dev examples);
-    # rices: the k rows whose first image is most similar to the document's (retrieval-based
-    # in-context example selection), the most similar one last, next to the question
-    sampler: Literal["random", "first_n", "rices"] = "random"
-    split: str | None = None  # a split name in `splits`, or None for the evaluation split itself
-    seed: int = 1234
-    separator: str = "\n\n"
-    # rices: the image embedding, a built-in name (`pixels`) or "package.module:function"
-    # taking a list of RGB Pillow images and returning one vector per image
-    embedding: str = "pixels"
-    # examples show the format without their images (IDEFICS' "0-shot": two text-only examples)
-    text_only: bool = False
+    """Few-shot examples: k solved rows shown before each document."""
+
+    k: int = Field(0, ge=0, description="examples per document; 0: zero-shot")
+    sampler: Literal["random", "first_n", "rices"] = Field(
+        "random",
+        description=(
+            "random: k rows drawn per document with a generator seeded by (seed, document id); first_n: the first k rows of the source "
+            "in file order (MMLU's dev examples); rices: the k rows whose first image is most similar to the document's, the most similar last"
+        ),
+    )
+    split: str | None = Field(None, description="a split name declared in `splits`; default: the evaluation split itself (a document is never its own example)")
+    seed: int = Field(1234, description="seed of the random sampler")
+    separator: str = Field("\n\n", description="text between examples and before the document (plain-text prompts; in chat, examples are earlier turns)")
+    embedding: str = Field(
+        "pixels",
+        description="rices: the image embedding, a built-in name (`pixels`) or `package.module:function` taking a list of RGB Pillow images and returning one vector per image",
+    )
+    text_only: bool = Field(False, description="examples show the format without their images (IDEFICS' \"0-shot\": text-only examples)")
 
 
 class GenerationSpec(_Strict):
-    until: list[str] = Field(default_factory=list)
-    max_tokens: int = Field(256, ge=1)
-    temperature: float = Field(0.0, ge=0.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    top_k: int = Field(0, ge=0)
-    repetition_penalty: float = Field(1.0, gt=0.0)
-    n: int = Field(1, ge=1, description="samples per prompt (for pass@k)")
-    seed: int = 1234
+    """Decoding settings of `generate` tasks."""
+
+    until: list[str] = Field(default_factory=list, description="stop strings; the reply ends before the first one (the chat format adds its own)")
+    max_tokens: int = Field(256, ge=1, description="the most tokens generated")
+    temperature: float = Field(0.0, ge=0.0, description="0: greedy decoding; above 0: sampling")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling: the smallest set of tokens whose probability reaches top_p")
+    top_k: int = Field(0, ge=0, description="sample among the k most likely tokens; 0: no limit")
+    repetition_penalty: float = Field(1.0, gt=0.0, description="1.0: none; above 1 discourages repeated tokens")
+    n: int = Field(1, ge=1, description="samples per prompt (for pass@k and `majority`); sample i is seeded with (seed, i)")
+    seed: int = Field(1234, description="seed of sampled generation")
     stop_token_ids: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list, description="token ids that end a reply (model-specific)")
 
 
@@ -206,8 +232,10 @@ def _chat_policy(v: Any) -> Any:
 
 
 class MetricSpec(_Strict):
-    name: str
-    args: dict[str, Any] = Field(default_factory=dict)
+    """One metric; YAML may give just its name (``metrics: [acc, acc_norm]``)."""
+
+    name: str = Field(description="a metric name (see Metrics)")
+    args: dict[str, Any] = Field(default_factory=dict, description="the metric's arguments (`k` of pass_at_k, `type` of the entity metrics)")
 
 
 def metric_display_name(name: str, args: dict[str, Any]) -> str:
@@ -223,8 +251,8 @@ class ExtractStep(_Strict):
     """One extraction step: a name from ``scoring.extract.STEPS`` and its arguments (checked by
     ``scoring.extract.check_extract``)."""
 
-    name: str
-    args: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(description="an extraction step (see Extraction steps)")
+    args: dict[str, Any] = Field(default_factory=dict, description="the step's arguments")
 
     @field_validator("name")
     @classmethod
@@ -243,7 +271,7 @@ class ExtractSpec(_Strict):
     A one-step pipeline dumps as that step, so its hash is what it was before pipelines existed.
     """
 
-    steps: tuple[ExtractStep, ...] = Field(min_length=1)
+    steps: tuple[ExtractStep, ...] = Field(min_length=1, description="the steps, applied in order, each to the previous one's output")
 
     @model_validator(mode="before")
     @classmethod
@@ -293,48 +321,57 @@ def _extract(v: Any) -> Any:
 class CardSpec(_Strict):
     """How the task appears in model-card ``model-index`` metadata (defaults are derived)."""
 
-    type: str | None = None  # dataset id, e.g. xnli
-    name: str | None = None  # display name, e.g. "XNLI (en)"
-    config: str | None = None
+    type: str | None = Field(None, description="the dataset id, e.g. `xnli`; default: the hub id's last part, else the task name before its first `_`")
+    name: str | None = Field(None, description="the display name, e.g. `XNLI (en)`; default: TYPE (CONFIG)")
+    config: str | None = Field(None, description="the dataset configuration; default: the hub `name`, else the task's `language`")
 
 
 class TaskSpec(_Strict):
-    version: int = SPEC_VERSION
-    task: str
-    group: list[str] = Field(default_factory=list)
-    family: str | None = None  # e.g. "classification", "code", "Natural language inference"
-    description: str = ""
-    language: str | None = None
-    dataset: DatasetSpec
-    split: str = "test"
-    splits: dict[str, DatasetSpec] = Field(default_factory=dict)  # extra splits (few-shot sources)
-    # match: image–text matching (Winoground): each of the document's N images with each of
-    # its N captions (`choices`), caption i belonging to image i; N×N log-likelihoods
-    output_type: Literal["multiple_choice", "loglikelihood", "generate", "rolling", "match"]
-    # an expression giving the document's image(s): a path relative to the data file, bytes,
-    # or a picture (hub Image features); each one fills an <image> placeholder of the prompt
-    images: str | None = None
-    prompts: list[PromptSpec] = Field(min_length=1)
-    choices: str | list[str] | None = None
-    target: str | None = None
-    target_type: TargetType | None = None  # multiple choice: index | text (see TargetType)
-    target_delimiter: str = " "
-    # continuation: `choices` are continuations scored after the prompt (the usual case);
-    # context: `choices` are contexts (e.g. a sentence filled in with each option up to the
-    # blank) and the prompt is the shared continuation scored after each (Winograd partial
-    # scoring, as the established harnesses score WinoGrande and XWinograd)
-    choice_mode: Literal["continuation", "context"] = "continuation"
-    vars: dict[str, Any] = Field(default_factory=dict)
-    # auto | never | always, or a chat format name (none, model, chatml, alpaca, …: `assay ls formats`)
-    chat: str = "auto"
-    metrics: list[Annotated[MetricSpec, Field()]] = Field(min_length=1)
-    # the headline metric (a metric's name as results show it: acc, pass@1, entity_f1[PER]);
-    # default: the first of `metrics`
-    primary: str | None = None
-    extract: ExtractSpec = ExtractSpec(name="none")
-    fewshot: FewShotSpec = FewShotSpec()
-    generation: GenerationSpec = GenerationSpec()
-    card: CardSpec = CardSpec()
+    """A task: its data, its prompt templates, how a model is asked, and how answers score."""
+
+    version: int = Field(SPEC_VERSION, description="the task's version, recorded with its results; raise it when the task changes meaning")
+    task: str = Field(description="the task's name (letters, digits, '-', '_', '.'); default: the file name without .yaml. Results are keyed by it")
+    group: list[str] = Field(default_factory=list, description="groups the task belongs to (a name or a list); `--tasks GROUP` runs them all")
+    family: str | None = Field(None, description="the kind of task, for reports (e.g. `classification`, `code`, `Natural language inference`)")
+    description: str = Field("", description="one line for people (`assay ls tasks` shows it)")
+    language: str | None = Field(None, description="the language of the data (e.g. `it`)")
+    dataset: DatasetSpec = Field(description="where the evaluation split's rows come from")
+    split: str = Field("test", description="the evaluation split's name (the hub split to load; recorded with the results)")
+    splits: dict[str, DatasetSpec] = Field(default_factory=dict, description="more splits by name (few-shot sources, `fewshot.split`)")
+    output_type: Literal["multiple_choice", "loglikelihood", "generate", "rolling", "match"] = Field(
+        description="how the model is asked (see Output types)"
+    )
+    images: str | None = Field(
+        None,
+        description="an expression giving the document's image(s): a path relative to the data file, bytes, or a picture (hub Image features); each fills an `<image>` placeholder of the prompt",
+    )
+    prompts: list[PromptSpec] = Field(min_length=1, description="the prompt templates, at least one; the task's score is the median over them")
+    choices: str | list[str] | None = Field(
+        None, description="multiple_choice/match: an expression giving the list of choices, or a list of templates (one per choice)"
+    )
+    target: str | None = Field(
+        None,
+        description="an expression giving the gold answer: for multiple choice a choice's index or text (or a 0/1 list, one per choice); for generation the answer or a list of answers",
+    )
+    target_type: TargetType | None = Field(None, description="multiple choice: what a string target names, a choice's `index` or its `text`; default: decided per row, refusing ambiguity")
+    target_delimiter: str = Field(" ", description="text between the prompt and each choice (or a few-shot example's answer)")
+    choice_mode: Literal["continuation", "context"] = Field(
+        "continuation",
+        description=(
+            "continuation: `choices` are scored after the prompt (the usual case); context: each choice is a context and the prompt "
+            "is the shared continuation scored after each (Winograd partial scoring, as WinoGrande and XWinograd)"
+        ),
+    )
+    vars: dict[str, Any] = Field(default_factory=dict, description="constants templates and expressions see as `vars` (and `label` extraction as `labels_var`)")
+    chat: str = Field("auto", description="auto | never | always, or a chat format name (none, model, chatml, alpaca, …: `assay ls formats`)")
+    metrics: list[Annotated[MetricSpec, Field()]] = Field(min_length=1, description="the metrics, each a name or {name, args}")
+    primary: str | None = Field(
+        None, description="the headline metric, as results name it (acc, pass@1, entity_f1[PER]); default: the first of `metrics`"
+    )
+    extract: ExtractSpec = Field(ExtractSpec(name="none"), description="generate: how an answer becomes what the metrics compare (a step name, a step, or a list of steps)")
+    fewshot: FewShotSpec = Field(FewShotSpec(), description="few-shot examples")
+    generation: GenerationSpec = Field(GenerationSpec(), description="decoding settings of `generate` tasks")
+    card: CardSpec = Field(CardSpec(), description="how the task appears in model-card metadata")
 
     _norm_metrics = field_validator("metrics", mode="before")(lambda v: [_metric(m) for m in v] if isinstance(v, list) else v)
     _norm_extract = field_validator("extract", mode="before")(_extract)
