@@ -108,9 +108,11 @@ def test_a_version_1_run_folder_opens_in_score_report_and_export(tmp_path):
     rep = run_cli("report", str(run))
     assert rep.returncode == 0, rep.stderr
     assert "core_qa" in (run / "report.md").read_text()
-    exp = run_cli("export", "model-index", str(run))
+    exp = run_cli("export", "model-index", str(run))  # a run with --limit 3: refused, counts named
+    assert exp.returncode == 2 and "core_ner scored 3 of 44 items" in exp.stderr and "--limit 3" in exp.stderr
+    exp = run_cli("export", "model-index", str(run), "--allow-partial")
     assert exp.returncode == 0, exp.stderr
-    assert "Exact Match" in exp.stdout
+    assert "Exact Match" in exp.stdout and "(first 3 of 40 items)" in exp.stdout
     # re-scoring from the stored responses writes version 2 with the same task scores
     sc = run_cli("score", str(run))
     assert sc.returncode == 0, sc.stderr

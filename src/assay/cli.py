@@ -71,7 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     e.add_argument("--model", metavar="LABEL", help="which model of the run (needed when it has several)")
     e.add_argument("--name", metavar="NAME", help="the model name written in the card (default: the label)")
-    e.add_argument("--aggregate", choices=["max", "median", "mean"], default="max", help="over prompt templates: max = the card's best prompt (default), median = the paper's protocol")
+    e.add_argument("--aggregate", choices=["median", "max", "mean"], default="median",
+                   help="over prompt templates: median = the headline, the paper's protocol (default); max = the best prompt, as the BLOOMZ/mT0 cards report; mean")
+    e.add_argument("--allow-partial", action="store_true",
+                   help="export results scored on part of a task's data (--limit, or items missing), with the item counts written into the card")
     e.add_argument("--readme", type=Path, metavar="PATH", help="merge into this model card's YAML front matter, leaving everything else as it is")
     e.add_argument("--output", "-o", type=Path, metavar="FILE", help="write the YAML here instead of stdout")
 
@@ -188,7 +191,8 @@ def _cmd_export(a: argparse.Namespace) -> int:
         if len(doc.results) != 1:
             raise AssayError(f"the run has several models ({', '.join(doc.results)}): choose one with --model")
         model = next(iter(doc.results))
-    text = modelindex.write(doc, model, a.output, a.readme, a.aggregate, a.name)
+    text = modelindex.write(doc, model, a.output, a.readme, a.aggregate, a.name, a.allow_partial)
+    print(f"assay: {modelindex.AGGREGATE_NOTE[a.aggregate]}", file=sys.stderr)
     if a.output is None and a.readme is None:
         print(text, end="")
     else:

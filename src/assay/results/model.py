@@ -91,7 +91,7 @@ class DatasetInfo(_Model):
     origin: str | None = None
     revision: str | None = None
     split: str | None = None
-    n_docs: int | None = None
+    n_docs: int | None = None  # documents in the task's data (its split, after where:), before --limit cuts them
 
 
 class PromptInfo(_Model):

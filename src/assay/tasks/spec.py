@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from assay.errors import UnknownNameError
 from assay.scoring.extract import STEPS as EXTRACT_STEPS
 from assay.scoring.extract import check_pipeline
+from assay.tasks.card import default_task_type
 
 SPEC_VERSION = 1
 
@@ -323,7 +324,16 @@ class CardSpec(_Strict):
 
     type: str | None = Field(None, description="the dataset id, e.g. `xnli`; default: the hub id's last part, else the task name before its first `_`")
     name: str | None = Field(None, description="the display name, e.g. `XNLI (en)`; default: TYPE (CONFIG)")
-    config: str | None = Field(None, description="the dataset configuration; default: the hub `name`, else the task's `language`")
+    config: str | None = Field(None, description="the dataset configuration; default: the hub `name` (never the task's language label)")
+    task_type: str | None = Field(None, description="model-index task.type, a Hugging Face task id (text-classification, question-answering, "
+                                  "multiple-choice, text-generation, token-classification, translation, ...); default: from output_type and metrics")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> Any:
+        out = handler(self)  # an unset task_type is left out: content hashes stay those from before it existed
+        if isinstance(out, dict) and out.get("task_type") is None:
+            out.pop("task_type", None)
+        return out
 
 
 class TaskSpec(_Strict):
@@ -454,12 +464,14 @@ class TaskSpec(_Strict):
         raise KeyError(prompt_id)
 
     def card_info(self) -> dict[str, str]:
-        """model-index identity: dataset type, display name and config."""
+        """model-index identity: dataset type, display name, config (the card's, or the hub
+        dataset's; never the language label) and task type (see ``tasks.card``)."""
         hub = self.dataset.hub
         dtype = self.card.type or (hub.id.rsplit("/", 1)[-1].lower() if hub else self.task.split("_")[0])
-        config = self.card.config or (hub.name if hub and hub.name else None) or self.language or ""
-        name = self.card.name or (f"{dtype.upper()} ({config})" if config else dtype.upper())
-        return {"type": dtype, "name": name, "config": config}
+        config = self.card.config or (hub.name if hub and hub.name else None) or ""
+        name = self.card.name or (f"{dtype.upper()} ({config or self.language})" if config or self.language else dtype.upper())
+        task_type = self.card.task_type or default_task_type(self.output_type, [m.name for m in self.metrics], self.images is not None)
+        return {"type": dtype, "name": name, "config": config, "task_type": task_type}
 
     def content_hash(self) -> str:
         """Hash of everything that decides the task's requests and scores."""
