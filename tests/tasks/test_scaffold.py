@@ -227,3 +227,14 @@ def test_overwrite_refused_without_force(tmp_path, capsys):
     assert str(out) in err and "--force" in err and out.read_text() == "mine\n"
     assert main(["new-task", str(data), "-o", str(out), "--force"]) == 0
     assert yaml.safe_load(out.read_text(encoding="utf-8"))["target"] == "label"
+
+
+def test_a_file_that_does_not_validate_is_reported_in_one_line(tmp_path, capsys):
+    """The written file is validated as written: a row without the text column fails to render."""
+    rows = [{"text": f"t{i}", "label": "ab"[i % 2]} for i in range(7)] + [{"label": "a"}]
+    data = _jsonl(rows, tmp_path / "d.jsonl")
+    assert main(["new-task", str(data), "-o", str(tmp_path / "d.yaml")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()  # the columns, the guess, then the failure
+    assert [ln for ln in lines if "error" in ln] == lines[-1:]
+    assert "d.yaml was written but does not validate: " in lines[-1] and "'text' is undefined" in lines[-1]
+    assert (tmp_path / "d.yaml").is_file()
