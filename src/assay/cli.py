@@ -1,4 +1,4 @@
-"""The ``assay`` command: run | score | report | export | cache | schema | ls | validate. Thin: parsing and error reporting only.
+"""The ``assay`` command: run | score | report | export | cache | schema | ls | validate | new-task. Thin: parsing and error reporting only.
 
 A user's mistake (an AssayError) is one line on stderr and exit code 2; Ctrl-C is exit 130
 with a note that the stored responses are kept. Nothing heavy is imported before a command
@@ -99,6 +99,14 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--model", "-m", metavar="M", help="with --show: apply this model's chat format where a run would (the model is loaded, nothing is computed)")
     v.add_argument("--chat-format", metavar="NAME", help="with --show: as assay run --chat-format")
     v.add_argument("--system-prompt", metavar="TEXT", help="with --show: as assay run --system-prompt")
+
+    nt = sub.add_parser("new-task", help="write a commented task YAML for your own data file (jsonl, json, csv, tsv, parquet), then validate it")
+    nt.add_argument("data_file", type=Path, metavar="DATA_FILE")
+    nt.add_argument("--output", "-o", type=Path, metavar="FILE.yaml", help="where to write the task (default: ./<data file name>.yaml)")
+    nt.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
+    nt.add_argument("--format", choices=["jsonl", "json", "csv", "tsv", "parquet"], help="the data format, when the file name does not tell it")
+    nt.add_argument("--absolute", action="store_true", help="write the data file's absolute path (default: relative to the task file's folder)")
+    nt.add_argument("--data-dir", type=Path, metavar="DIR", help="the data directory to validate with (as assay validate --data-dir)")
     return p
 
 
@@ -379,6 +387,45 @@ def _cmd_validate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_new_task(a: argparse.Namespace) -> int:
+    from assay.tasks import scaffold
+
+    out: Path = a.output or Path(f"{scaffold.default_stem(a.data_file)}.yaml")
+    if out.exists() and not a.force:
+        raise AssayError(f"{out} already exists; pass --force to overwrite it (or -o to write elsewhere)")
+    src = scaffold.read_data(a.data_file, a.format)
+    columns = scaffold.inspect_columns(src.rows)
+    for line in scaffold.describe(src, columns):
+        print(line, file=sys.stderr)
+    guess = scaffold.guess_layout(columns, len(src.rows))
+    data = a.data_file.resolve()
+    rel = data if a.absolute else Path(os.path.relpath(data, out.resolve().parent))
+    name = scaffold.task_name(out.stem)
+    try:
+        out.write_text(scaffold.render_task(guess, src, rel.as_posix(), name, columns, out.name), encoding="utf-8")
+    except OSError as exc:
+        raise AssayError(f"{out}: cannot write: {exc}") from None
+    print(f"guessed: {guess.summary}", file=sys.stderr)
+    print(f"wrote {out}: check the lines marked GUESS and TODO", file=sys.stderr)
+    print(_validate_new_task(out, a.data_dir), file=sys.stderr)
+    return 0
+
+
+def _validate_new_task(out: Path, explicit_dir: Path | None) -> str:
+    """Load and plan the written file as ``assay validate`` does (a relative data path is read
+    beside the task file). One line; an AssayError when it does not validate."""
+    from assay.data.sources import data_dir
+    from assay.plan import plan_task
+    from assay.tasks.loader import load_task
+
+    try:
+        task = load_task(out)
+        plan = plan_task(task, out, data_dir(explicit_dir))
+    except AssayError as exc:
+        raise AssayError(f"{out} was written but does not validate: {exc}") from None
+    return f"{out}: ok — task {task.task}, {len(plan.docs.rows)} rows, {len(plan.instances)} instances rendered"
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a scheduler's or a container's stop), ended like Ctrl-C: the batch in flight
     is dropped, everything committed stays, the sandbox's programs are killed."""
@@ -405,7 +452,8 @@ def _one_line_warnings() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _one_line_warnings()
-    handler = {"run": _cmd_run, "score": _cmd_score, "report": _cmd_report, "export": _cmd_export, "cache": _cmd_cache, "schema": _cmd_schema, "ls": _cmd_ls, "validate": _cmd_validate}[args.command]
+    handler = {"run": _cmd_run, "score": _cmd_score, "report": _cmd_report, "export": _cmd_export, "cache": _cmd_cache, "schema": _cmd_schema, "ls": _cmd_ls, "validate": _cmd_validate,
+               "new-task": _cmd_new_task}[args.command]
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return handler(args)
