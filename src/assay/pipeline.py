@@ -158,7 +158,8 @@ def run(cfg: RunConfig, ui: Observer | None = None) -> Path:
                         by_kind = {k: {"requests": n, "seconds": sec} for k, (n, sec) in stats.by_kind.items()}
                         store.set_meta(f"compute:{label}", {"requests": stats.computed, "seconds": stats.seconds, "by_kind": by_kind, "from_cache": n_cached})
                         per_kind = ", ".join(f"{k} {n} in {sec:.1f}s = {n / sec:.1f} req/s" for k, (n, sec) in stats.by_kind.items() if sec > 0)
-                        ui.note(f"  computed {stats.computed} requests in {stats.seconds:.1f}s ({per_kind})")
+                        rate = f" = {stats.computed / stats.seconds:.1f} req/s" if stats.seconds > 0 else ""
+                        ui.note(f"  computed {stats.computed} requests in {stats.seconds:.1f}s{rate} ({per_kind})")
                 finally:
                     backend.close()
             with executor.scoring(ui.note):

@@ -25,8 +25,12 @@ from assay.results import RunResults
 from assay.scoring.metrics import fmt_score
 
 class _Rate(ProgressColumn):
+    """Requests finished per second since the bar started: the measure of the run's final
+    line ("computed N requests in S s = R req/s"), not rich's 30-second moving window."""
+
     def render(self, task: Any) -> Text:
-        speed = task.finished_speed or task.speed
+        elapsed = task.finished_time if task.finished else task.elapsed
+        speed = task.completed / elapsed if elapsed and task.completed else None
         return Text(f"{speed:.1f} req/s" if speed else "- req/s", style="cyan")
 
 
