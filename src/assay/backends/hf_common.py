@@ -54,8 +54,13 @@ def set_threads(n_threads: int | None) -> None:
 
 def load_error(spec: Any, exc: Exception, what: str = "this model") -> BackendError:
     """A transformers loading failure as one line naming the model."""
+    from assay.backends import hub
+
+    if hub.offline() and hub.not_cached(exc):
+        return BackendError(hub.offline_hint(spec.target))
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return BackendError(f"{spec.target}: transformers cannot load {what}: {msg}")
+
 
 
 class StopStrings(transformers.StoppingCriteria):

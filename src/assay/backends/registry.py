@@ -16,6 +16,7 @@ Each backend declares the arguments it takes (``options``, see ``assay.backends.
 from __future__ import annotations
 
 import importlib
+import os
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,8 +230,18 @@ _HF_BACKENDS = {
 }
 
 
+def _hub_id(spec: ModelSpec) -> bool:
+    """Whether a transformers or vLLM model is named by hub id (not a file, folder or alias)."""
+    t = spec.target
+    return spec.backend in ("hf", "vllm") and t not in ALIASES and not t.endswith(".gguf") and not os.path.exists(os.path.expanduser(t))
+
+
 def load_backend(spec: ModelSpec) -> Backend:
     cls = backend_class(spec.backend)
+    if _hub_id(spec):
+        from assay.backends import hub
+
+        hub.offline_unless_reachable(f"model {spec.target}")
     if spec.backend == "hf":
         # a name no hf backend takes is refused before the checkpoint's config is fetched
         check_names(spec, [*cls.options, *cls.unsupported_options])

@@ -413,9 +413,14 @@ def load_hub(src: HubSource, split: str) -> Documents:
         import datasets
     except ImportError:
         raise MissingDependency(f"loading '{src.id}' from the Hugging Face hub", "datasets", "datasets") from None
+    from assay.backends import hub
+
+    hub.offline_unless_reachable(f"dataset {src.id}")
     try:
         ds = datasets.load_dataset(src.id, src.name, revision=src.revision, split=src.split or split)
     except Exception as exc:  # network, missing config, auth: all one line for the user
+        if hub.offline() and (hub.not_cached(exc) or "offline" in str(exc).lower()):
+            raise DataError(hub.offline_hint(src.id, "dataset")) from exc
         raise DataError(f"cannot load hub dataset '{src.id}' ({src.name or 'default'}): {exc}".splitlines()[0]) from exc
     return Documents([dict(r) for r in ds], src.revision or ds._fingerprint, f"hub:{src.id}")
 
