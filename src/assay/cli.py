@@ -402,7 +402,8 @@ def _cmd_new_task(a: argparse.Namespace) -> int:
     rel = data if a.absolute else Path(os.path.relpath(data, out.resolve().parent))
     name = scaffold.task_name(out.stem)
     try:
-        out.write_text(scaffold.render_task(guess, src, rel.as_posix(), name, columns, out.name), encoding="utf-8")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(scaffold.render_task(guess, src, rel.as_posix(), name, columns, out.as_posix()), encoding="utf-8")
     except OSError as exc:
         raise AssayError(f"{out}: cannot write: {exc}") from None
     print(f"guessed: {guess.summary}", file=sys.stderr)

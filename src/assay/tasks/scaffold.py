@@ -597,7 +597,7 @@ def render_task(g: Guess, src: Source, data_path: str, name: str, columns: list[
     out = [
         f"# Task file written by `assay new-task` from {src.path.name} ({len(src.rows)} rows).",
         "# Lines marked GUESS are guesses from the data: check each, then remove the mark. Lines marked TODO need you.",
-        f"# Check it: assay validate {file_name or name + '.yaml'}    Try it: assay run -m mock:m -t {file_name or name + '.yaml'} --limit 5",
+        f"# See it: assay validate {file_name or name + '.yaml'} --show 2    Try it: assay run -m mock:m -t {file_name or name + '.yaml'} --limit 5",
         f"# Columns: {', '.join(c.name for c in columns)}",
     ]
     if g.unused:

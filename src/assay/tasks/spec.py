@@ -325,8 +325,9 @@ class CardSpec(_Strict):
     type: str | None = Field(None, description="the dataset id, e.g. `xnli`; default: the hub id's last part, else the task name before its first `_`")
     name: str | None = Field(None, description="the display name, e.g. `XNLI (en)`; default: TYPE (CONFIG)")
     config: str | None = Field(None, description="the dataset configuration; default: the hub `name` (never the task's language label)")
-    task_type: str | None = Field(None, description="model-index task.type, a Hugging Face task id (text-classification, question-answering, "
-                                  "multiple-choice, text-generation, token-classification, translation, ...); default: from output_type and metrics")
+    task_type: str | None = Field(None, description="model-index `task.type`: the human task type model cards publish (`Natural language inference`, "
+                                  "`Sentence completion`, `Program synthesis`) or a Hugging Face task id (text-classification, question-answering, ...); "
+                                  "default: a task id from output_type and metrics (never the task's family label)")
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> Any:
