@@ -486,12 +486,32 @@ def markdown() -> str:
         " its data and checks its metrics; `assay run -m MODEL -t FILE` runs it; `assay run -m mock:try -t FILE` runs it"
         f" end to end in seconds without a model. Unknown keys are errors. This is spec version {SPEC_VERSION}.",
         "",
-        "Contents: [a complete example](#a-complete-example) · [keys](#keys) ·"
+        "Contents: [from a data file to a score](#from-a-data-file-to-a-score) · [a complete example](#a-complete-example) · [keys](#keys) ·"
         " [templates and expressions](#templates-and-expressions) · [output types](#output-types) ·"
         " [how a multiple-choice request is formed](#how-a-multiple-choice-request-is-formed) ·"
         " [data files and paths](#data-files-and-paths) · [row ids](#row-ids) ·"
         " [include and merge rules](#include-and-merge-rules) · [extraction steps](#extraction-steps) ·"
         " [metrics](#metrics) · [editor completion](#editor-completion)",
+        "",
+        "## From a data file to a score",
+        "",
+        "```sh",
+        "assay new-task my_data.csv -o my_tasks/mine.yaml   # columns, a guessed layout, a commented task file that validates",
+        "assay validate my_tasks/ --show 2 -m MODEL        # the requests a run sends, chat format applied where it would be",
+        "assay run -m MODEL -t my_tasks/ --dry-run          # the plan: requests per task, what is stored or cached already",
+        "assay run -m MODEL -t my_tasks/ --limit 20         # a first score; without --limit, the rest (the first 20 are kept)",
+        "assay score RUN_DIR --reload-tasks                 # after editing metrics, primary, extract or card: no model runs",
+        "assay export model-index RUN_DIR                   # the headline (median over prompts) for a model card",
+        "```",
+        "",
+        "`new-task` reads jsonl, json, csv, tsv or parquet, guesses one of four layouts (a question, a list of options"
+        " and an answer key; a premise with one column per choice and a label; a text and a label; a question, a context"
+        " and answers) and marks each guess `# GUESS:`; check those lines. `-t` takes task files, folders of them"
+        " (every `*.yaml` under it, bases `_*.yaml` left out), built-in names, and the `group:` names of the files named"
+        " in the same list, in any mix: `-t my_tasks/,xcopa,mine`. `--reload-tasks` refuses edits to what decides the"
+        " requests (data, prompts, choices, targets, generation), naming the keys: run the tasks again for those"
+        " (stored responses are reused). `export` refuses a run made with `--limit` or with items missing unless"
+        " `--allow-partial`, and then writes the item counts.",
         "",
         "## A complete example",
         "",
