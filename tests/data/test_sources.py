@@ -323,3 +323,15 @@ def test_real_xcopa_it_validation():
     # the pin is enforced on the real file too
     with pytest.raises(DataError, match="sha256"):
         load_documents(dataset(local["path"], sha256="f" * 64), "validation", root, "task xcopa_it")
+
+
+def test_id_field_may_name_a_column_as_fields_renames_it(tmp_path):
+    """The new user's stumble: `id_field` given the name `fields:` gives a column works as the
+    source name does; a column that is neither is one line listing the columns."""
+    (tmp_path / "d.jsonl").write_text('{"qid": "a7", "q": "x"}\n{"qid": "b9", "q": "y"}\n')
+    for id_field in ("qid", "key"):
+        spec = DatasetSpec.model_validate({"local": {"path": "d.jsonl"}, "fields": {"key": "qid"}, "id_field": id_field})
+        assert [r["_id"] for r in load_documents(spec, "test", tmp_path, "task t").rows] == ["a7", "b9"]
+    spec = DatasetSpec.model_validate({"local": {"path": "d.jsonl"}, "id_field": "id"})
+    with pytest.raises(DataError, match=r"row 1 has no id field 'id' \(dataset.id_field; its columns: qid, q\)"):
+        load_documents(spec, "test", tmp_path, "task t")

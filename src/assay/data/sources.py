@@ -468,10 +468,10 @@ def load_documents(spec: DatasetSpec, split: str, root: Path, what: str, base: P
             if old not in row:
                 raise DataError(f"{docs.origin}: row {n + 1} has no field '{old}' (needed as '{new}' by {what})")
             out[new] = row[old]
-        if spec.id_field:
-            if spec.id_field not in row:
-                raise DataError(f"{docs.origin}: row {n + 1} has no id field '{spec.id_field}'")
-            out["_id"] = str(row[spec.id_field])
+        if spec.id_field:  # a source column, or the name `fields:` gives one
+            if spec.id_field not in out:
+                raise DataError(f"{docs.origin}: row {n + 1} has no id field '{spec.id_field}' (dataset.id_field; its columns: {', '.join(map(str, row))})")
+            out["_id"] = str(out[spec.id_field])
         else:
             out["_id"] = str(n)
         if spec.where is None or render.evaluate(spec.where, out, {}, f"{what}, row {n + 1}, dataset.where"):

@@ -322,7 +322,7 @@ dataset:
     path: capitals.jsonl     # next to this file, else in the data directory
   fields:
     question: q              # templates say {{ question }}; the file's column is q
-  id_field: id               # a column of the file, before renaming
+  id_field: id               # a column of the file (or a name fields gives one)
 output_type: multiple_choice
 choices: options             # an expression: the row's list of options
 target: answer               # an expression: the index of the right one
@@ -609,8 +609,8 @@ def markdown() -> str:
         "",
         "Every row gets an id, `_id`: the value of the column `dataset.id_field`, as a string, or else the row's"
         " number in the file (0, 1, …, counted before `where` drops any). Ids key the stored responses and the"
-        " few-shot draw, and must be unique among the rows kept. `id_field` names the column as the SOURCE has it,"
-        " before `fields` renames: with `fields: {qid: id}`, write `id_field: id`, not `qid`.",
+        " few-shot draw, and must be unique among the rows kept. `id_field` names a column as the source has it or"
+        " as `fields` renames it: with `fields: {qid: id}`, `id_field: id` and `id_field: qid` are the same.",
         "",
         "## include and merge rules",
         "",

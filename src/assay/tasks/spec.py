@@ -120,7 +120,7 @@ class DatasetSpec(_Strict):
         description="renames for templates: {name templates use: source column}; the row keeps its source columns too",
     )
     id_field: str | None = Field(
-        None, description="the SOURCE column (before `fields` renames) whose value is each row's id; ids must be unique. Default: the row number (0, 1, …)"
+        None, description="the column whose value is each row's id, named as the source has it or as `fields` renames it; ids must be unique. Default: the row number (0, 1, …)"
     )
     where: str | None = Field(None, description="an expression that keeps only the rows where it is true (sees the row after `fields`, no `vars`)")
 
