@@ -37,8 +37,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("errors", ("assay.errors",)),
     ("requests", ("assay.requests",)),
     ("results", ("assay.results", "assay.events")),  # the results contract; what a run reports as it goes
-    ("config", ("assay.config",)),
-    ("prompts", ("assay.prompts",)),
+    ("config", ("assay.config", "assay.backends.hub")),  # settings; the hub's reachability (offline mode) is one
+    ("prompts", ("assay.prompts", "assay.judge", "assay.judge.prompts", "assay.judge.verdicts")),  # chat formats; the judge's prompts and verdict forms
     (
         "extraction",
         (
@@ -52,9 +52,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("backends", ("assay.backends",)),
     ("store", ("assay.store",)),
     ("schedule", ("assay.schedule",)),
-    ("scoring", ("assay.scoring",)),  # score.py, metrics, statistics
-    ("plan", ("assay.plan",)),  # task names -> specs -> documents -> instances (checks metrics)
-    ("build", ("assay.build",)),  # instances x chat format -> requests
+    ("scoring", ("assay.scoring", "assay.judge.results")),  # score.py, metrics, statistics; judges' verdicts -> scores and ratings
+    # task names -> specs -> documents -> instances (checks metrics); the task-file tools that read data and name metrics
+    ("plan", ("assay.plan", "assay.tasks.reference", "assay.tasks.scaffold")),
+    ("build", ("assay.build", "assay.preview", "assay.judge.build")),  # instances x chat format -> requests; previews of them; judge requests
     ("reports", ("assay.reports",)),
     ("pipeline", ("assay.pipeline",)),  # the orchestrator
     ("cli", ("assay.cli",)),

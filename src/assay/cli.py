@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--chat-format", metavar="NAME", help="override the chat-format policy for every task: none (plain text), model (its own template) or a named format (assay ls formats)")
     r.add_argument("--system-prompt", metavar="TEXT", help="system message for chat-formatted prompts")
     r.add_argument("--quiet", "-q", action="store_true", help="print only the leaderboard")
+    r.add_argument("--judge", action="append", metavar="M", help="a model that grades the generated answers (any --model form); "
+                   "each answer on its own, or two models' answers side by side, as each task's judge: section says; repeat for several judges")
     r.add_argument("--dry-run", action="store_true", help="print the plan (tasks, prompts, requests per kind, how many are stored or cached) and exit; models are loaded, nothing is computed or written")
     r.add_argument("--sandbox", choices=["strict", "auto", "off"], default="auto", help=_SANDBOX_HELP)
     r.add_argument("--cache", metavar="PATH", default="auto",
@@ -137,6 +139,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
         sandbox=a.sandbox,
         cache=a.cache,
         executor=a.executor,
+        judges=tuple(a.judge or ()),
     )
     if cfg.limit is not None and cfg.limit < 1:
         raise AssayError("--limit must be at least 1")

@@ -42,6 +42,7 @@ class RunConfig:
     sandbox: str = "auto"  # code tasks: strict (namespaces required), auto, off (unsandboxed)
     cache: str = "auto"  # the shared response cache: auto ($ASSAY_CACHE or ~/.cache/assay), off, or a path
     executor: str = "local"  # where requests are computed: local (this process), ray, ray:ADDRESS
+    judges: tuple[str, ...] = ()  # models that grade the generated answers (--judge)
 
     def identity(self) -> dict[str, Any]:
         """What decides the content of a run folder (the folder's name is derived from it)."""
@@ -49,6 +50,10 @@ class RunConfig:
         for k in ("output", "data_dir", "batch_size", "sandbox", "cache", "executor"):
             d.pop(k)
         d["models"] = tuple(without_placement(m) for m in self.models)
+        if self.judges:  # left out when none: the folders of runs without judges keep their names
+            d["judges"] = tuple(without_placement(m) for m in self.judges)
+        else:
+            d.pop("judges")
         return d
 
     def check(self) -> None:

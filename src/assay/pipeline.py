@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from assay.backends.base import Backend
 from assay.backends.registry import parse_model
@@ -162,6 +163,8 @@ def run(cfg: RunConfig, ui: Observer | None = None) -> Path:
                         ui.note(f"  computed {stats.computed} requests in {stats.seconds:.1f}s{rate} ({per_kind})")
                 finally:
                     backend.close()
+            if cfg.judges:
+                _judge(cfg, plans, labels, store, executor, cache, ui)
             with executor.scoring(ui.note):
                 score_run(run_dir, ui, store, sandbox=cfg.sandbox)
         finally:
@@ -171,6 +174,37 @@ def run(cfg: RunConfig, ui: Observer | None = None) -> Path:
             if created and not committed:  # a run that failed before storing anything leaves no folder
                 shutil.rmtree(run_dir, ignore_errors=True)
     return run_dir
+
+
+def _judge(cfg: RunConfig, plans: list[TaskPlan], labels: list[str], store: RunStore, executor: Any, cache: _Cache, ui: Observer) -> None:
+    """The judging phase: each judge model grades the stored answers of the run's generation
+    tasks; its requests are stored, cached and resumed like the models' own."""
+    from assay.judge.build import judge_requests, judged
+
+    specs = [p.spec for p in plans if judged(p.spec)]
+    if not specs:
+        ui.note("[yellow]note:[/] --judge: no task of this run generates text; nothing to judge")
+        return
+    judges = [parse_model(m) for m in cfg.judges]
+    for ms, label in zip(judges, unique_labels([m.label for m in judges])):
+        with ui.status(f"loading judge {ms.text} ({ms.backend})"):
+            backend = executor.open(ms, ui.note)
+        try:
+            ui.note(f"judge [bold]{label}[/] ({backend.info.backend}, fingerprint {backend.info.fingerprint[:12]}):")
+            requests, items = judge_requests(store, backend, specs, labels, ui.note)
+            fp = backend.info.fingerprint
+            store.put_judge(label, fp, asdict(backend.info), items)
+            todo = pending(store, fp, requests)
+            n_cached = cache.fill(store, fp, todo)
+            if n_cached:
+                todo = pending(store, fp, requests)
+            ui.note(f"  {len(requests)} judge requests: {len(requests) - len(todo) - n_cached} already stored, {n_cached} from the response cache, {len(todo)} to compute")
+            if todo:
+                with ui.progress(f"judge {label}", len(todo)) as advance:
+                    stats = executor.execute(backend, store, fp, todo, cfg.batch_size, advance, on_batch=cache.writer(fp))
+                ui.note(f"  judged {stats.computed} in {stats.seconds:.1f}s")
+        finally:
+            backend.close()
 
 
 def score_run(run_dir: Path, ui: Observer | None = None, store: RunStore | None = None, out_dir: Path | None = None, sandbox: str = "auto",

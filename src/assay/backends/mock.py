@@ -69,6 +69,37 @@ def _per_token(u: float) -> float:
     return -(0.25 + 4.75 * u)
 
 
+def _between(text: str, start: str, end: str) -> str:
+    return text.split(start, 1)[1].split(end, 1)[0].strip() if start in text and end in text else ""
+
+
+def _norm(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def _judgement(how: str, prompt: str) -> str:
+    """A judge's reply to assay's judge prompts (``judge.prompts``), decided by rule:
+    ``longer`` prefers the answer with more words (a tie when equal), rates an answer 1 + its
+    words / 2 (at most 10), and passes an answer that contains the reference (its first
+    alternative); ``first`` always prefers answer A and rates 5 / passes; ``garbage`` gives no
+    verdict."""
+    from assay.judge import prompts as P
+
+    if how == "garbage":
+        return "I cannot tell."
+    if P.ANSWER_A in prompt:
+        if how == "first":
+            return "The first one. [[A]]"
+        a, b = (len(_between(prompt, s, e).split()) for s, e in ((P.ANSWER_A, P.END_A), (P.ANSWER_B, P.END_B)))
+        return "Longer is better. " + ("[[A]]" if a > b else "[[B]]" if b > a else "[[C]]")
+    answer = _between(prompt, P.ANSWER, P.END)
+    if "[[PASS]]" in prompt.rsplit(P.END, 1)[-1]:
+        ref = _between(prompt, "### Reference answer", "### End of reference answer").split(" | ")[0].removesuffix("  (any of these)")
+        return "Checked. " + ("[[PASS]]" if how == "first" or (ref and _norm(ref) in _norm(answer)) else "[[FAIL]]")
+    rating = 5 if how == "first" else min(10, 1 + len(answer.split()) // 2)
+    return f"Rated. Rating: [[{rating}]]"
+
+
 class MockBackend(Backend):
     """``mock:NAME[,seed=N,max_length=N,answer=TEXT]``; see the module docstring."""
 
@@ -77,6 +108,8 @@ class MockBackend(Backend):
         "max_length": Option(int, 2048, "context window in tokens (what is cut is reported)", min=1),
         "answer": Option(str, None, "the text every generation returns (cut at stop strings and max_tokens)"),
         "latency": Option(float, 0.0, "seconds every batch waits before it answers (a remote model's round trip)", min=0),
+        "judge": Option(str, None, "as a judge (--judge): longer (prefers the longer answer, passes an answer holding the reference), first (always the first answer), garbage (no verdict)",
+                        choices=("longer", "first", "garbage")),
     }
 
     def __init__(self, spec: ModelSpec):
@@ -86,12 +119,14 @@ class MockBackend(Backend):
         self.max_length: int = args["max_length"]
         self.answer: str | None = args["answer"]
         self.latency: float = args["latency"] or 0.0
+        self.judge: str | None = args["judge"]
         self.capabilities = Capabilities(loglikelihood=True, rolling=True, generate=True, images=True, max_length=self.max_length)
-        shown = {"seed": self.seed, "max_length": self.max_length, **({"answer": self.answer} if self.answer is not None else {})}
+        shown = {"seed": self.seed, "max_length": self.max_length, **({"answer": self.answer} if self.answer is not None else {}),
+                 **({"judge": self.judge} if self.judge is not None else {})}
         self.info = ModelInfo(
             name=self.name,
             backend="mock",
-            fingerprint=fingerprint(VERSION, self.name, self.seed, self.max_length, self.answer),
+            fingerprint=fingerprint(VERSION, self.name, self.seed, self.max_length, self.answer, *((self.judge,) if self.judge else ())),
             args=shown,
         )
 
@@ -125,6 +160,8 @@ class MockBackend(Backend):
     def _reply(self, r: GenerateRequest) -> list[str]:
         """The reply's tokens, before stop strings and max_tokens: all of them when the model
         ends by itself (an end-of-generation token)."""
+        if self.judge is not None:
+            return pieces(_judgement(self.judge, r.context))
         if self.answer is not None:
             return pieces(self.answer)
         sample = r.sampling_seed if r.temperature > 0 else None

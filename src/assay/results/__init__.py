@@ -19,12 +19,17 @@ from assay.results.model import (
     DatasetInfo,
     GroupMetric,
     GroupResult,
+    JudgeRecord,
+    JudgeScore,
     MetricResult,
     ModelRecord,
+    PairResult,
     PromptInfo,
     PromptScore,
+    Ratings,
     RunResults,
     SandboxRecord,
+    Strength,
     TaskInfo,
     TaskResult,
 )
@@ -32,5 +37,6 @@ from assay.results.model import (
 __all__ = [
     "READABLE_VERSIONS", "RESULTS_NAME", "RESULTS_VERSION", "ChatFormatUsed", "DatasetInfo", "GroupMetric", "GroupResult",
     "MetricResult", "ModelRecord", "PromptInfo", "PromptScore", "RunResults", "SandboxRecord", "TaskInfo", "TaskResult",
+    "JudgeRecord", "JudgeScore", "PairResult", "Ratings", "Strength",
     "group_members", "group_scores", "parse_results", "read_results", "schema",
 ]

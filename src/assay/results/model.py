@@ -53,6 +53,23 @@ class SandboxRecord(_Model):
     isolation: list[str] = Field(default_factory=list)
 
 
+class JudgeScore(_Model):
+    """A judge's single grading of one model's answers to one task: the mean rating (1–10) or
+    the pass rate (pass/fail), over the answers it gave a verdict on."""
+
+    scale: str  # "1-10" | "pass/fail"
+    value: float | None = None
+    stderr: float | None = None
+    n: int = 0  # answers with a verdict
+    n_unparseable: int = 0  # replies without a verdict: counted, never scored
+    n_missing: int = 0  # judge requests not computed yet (an interrupted run)
+    per_prompt: dict[str, PromptScore] = Field(default_factory=dict)
+    template: dict[str, Any] = Field(default_factory=dict)  # the judge prompt's name, version and hash
+    # pass/fail verdicts against the task's automatic verdict (its primary metric), where both exist:
+    # {"metric", "n", "agree" (the share equal), "kappa" (Cohen's)}
+    agreement: dict[str, Any] = Field(default_factory=dict)
+
+
 class TaskResult(_Model):
     primary: str  # the headline metric, as its name is shown (pass@1, entity_f1[PER])
     metrics: dict[str, MetricResult]
@@ -61,6 +78,7 @@ class TaskResult(_Model):
     n_incomplete: int = 0  # instances whose responses are not all stored yet
     n_truncated: int = 0  # instances whose prompt was cut to fit the model's window
     sandbox: SandboxRecord | None = None
+    judged: dict[str, JudgeScore] = Field(default_factory=dict)  # judge label -> its single grading
 
     @property
     def documents(self) -> int:
@@ -85,6 +103,49 @@ class GroupResult(_Model):
     # tasks whose headline metric is another one (LAMBADA's perplexity beside accuracies):
     # shown in their own row, never averaged into the headline
     other_headlines: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class PairResult(_Model):
+    """Model ``a`` against model ``b`` by a judge's pairwise verdicts, each reconciled over both
+    presentation orders (orders that disagree are a tie)."""
+
+    a: str
+    b: str
+    n: int
+    wins: int
+    ties: int
+    losses: int
+    win_rate: float  # ties count half
+    low: float | None = None  # 95% bootstrap interval over items
+    high: float | None = None
+    length_adjusted: float | None = None  # the win rate at equal answer lengths (DESIGN.md)
+
+
+class Strength(_Model):
+    strength: float  # Bradley–Terry, on an Elo-like scale (mean 1000)
+    low: float | None = None
+    high: float | None = None
+    rank: int
+
+
+class Ratings(_Model):
+    """A judge's pairwise verdicts over some tasks (one task, or all of them)."""
+
+    tasks: list[str]
+    pairs: list[PairResult] = Field(default_factory=list)
+    bradley_terry: dict[str, Strength] = Field(default_factory=dict)
+    position_bias: dict[str, Any] = Field(default_factory=dict)  # how often the order decided; flagged when significant
+    n_judged: int = 0  # item pairs with a verdict in both orders
+    n_unparseable: int = 0  # replies without a verdict
+    n_missing: int = 0
+
+
+class JudgeRecord(_Model):
+    fingerprint: str
+    name: str = ""
+    backend: str = "?"
+    args: dict[str, Any] = Field(default_factory=dict)
+    ratings: dict[str, Ratings] = Field(default_factory=dict)  # "all" and each task -> ratings
 
 
 class DatasetInfo(_Model):
@@ -142,6 +203,7 @@ class RunResults(_Model):
     groups: dict[str, dict[str, GroupResult]] = Field(default_factory=dict)  # model -> group -> result
     truncation: str = ""
     sandbox: SandboxRecord | None = None
+    judges: dict[str, JudgeRecord] = Field(default_factory=dict)  # judge label -> its record and pairwise ratings
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json", exclude_none=False), indent=2, ensure_ascii=False)

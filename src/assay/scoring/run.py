@@ -82,6 +82,21 @@ def _reloaded_info(info: dict, spec: TaskSpec) -> dict:
                    "family": spec.family, "group": spec.group, "language": spec.language, "reloaded": True}
 
 
+def _agreement(res: TaskResult, rows: list[dict]) -> None:
+    """Each pass/fail judge's verdicts beside the automatic verdict of the task's primary
+    metric, on the answers both judged (correct or wrong; partial ones are left out)."""
+    from assay.scoring.ratings import cohen_kappa
+
+    for judge, score in res.judged.items():
+        if score.scale != "pass/fail":
+            continue
+        pairs = [(j["verdict"] == 1.0, row["verdict"] == "correct") for row in rows if row.get("verdict") in ("correct", "wrong")
+                 for j in row.get("judgements", []) if j["judge"] == judge and j["mode"] == "single" and j["verdict"] is not None]
+        if pairs:
+            score.agreement = {"metric": res.primary, "n": len(pairs), "agree": sum(a == b for a, b in pairs) / len(pairs),
+                               "kappa": cohen_kappa([a for a, _ in pairs], [b for _, b in pairs])}
+
+
 def score_store(store: RunStore, sandbox: str = "auto", results_path: Path | None = None, reload: bool = False) -> tuple[RunResults, list[SampleFile]]:
     """Every (model, task) of the store scored; a store with no models, tasks or responses is
     refused (``results_path``: the file the message says was left as it was). ``reload``: with
@@ -102,8 +117,16 @@ def score_store(store: RunStore, sandbox: str = "auto", results_path: Path | Non
         registered = [(label, task, spec_json, _reloaded_info(info, fresh[task])) for label, task, spec_json, info in registered]
     if any(spec.extract.name == "code" for spec in specs):
         check_code_sandbox(sandbox)  # once, before any task is scored
+    from assay.judge.results import score_judges
+
+    judged = score_judges(store)
     for (label, task, _, info), spec in zip(registered, specs):
         res, rows = score_task(store, label, models[label][0], spec, sandbox)
+        res.judged = judged.scores.get((label, task), {})
+        for row in rows:
+            if (j := judged.samples.get((label, task, row["prompt_id"], row["doc_id"]))):
+                row["judgements"] = j
+        _agreement(res, rows)
         results.setdefault(label, {})[task] = res
         doc = task_docs.setdefault(task, {k: v for k, v in info.items() if k != "chat_format"} | {"chat_format": {}})
         doc["chat_format"][label] = info["chat_format"]
@@ -121,6 +144,7 @@ def score_store(store: RunStore, sandbox: str = "auto", results_path: Path | Non
         results=results,
         groups=group_scores(results, tasks),
         truncation=TRUNCATION,
+        judges=judged.records,
     )
     used = [r.sandbox for per_task in results.values() for r in per_task.values() if r.sandbox is not None]
     if used:  # code tasks: the --sandbox mode and the isolation their programs got

@@ -16,6 +16,9 @@ from pathlib import Path
 from assay.errors import StoreError
 
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = []
+# migrations that only add tables a reader finds absent and treats as empty: a store without
+# them still opens read-only (a run folder made before judging scores as it is)
+READABLE_WITHOUT = {"002_judgements"}
 
 
 def migration(name: str) -> Callable[[Callable[[sqlite3.Connection], None]], Callable[[sqlite3.Connection], None]]:
@@ -48,6 +51,21 @@ def _initial(db: sqlite3.Connection) -> None:
             model_label TEXT NOT NULL, task TEXT NOT NULL, prompt_id TEXT NOT NULL,
             doc_id TEXT NOT NULL, data TEXT NOT NULL, req_keys TEXT NOT NULL,
             PRIMARY KEY (model_label, task, prompt_id, doc_id));
+        """,
+    )
+
+
+@migration("002_judgements")
+def _judgements(db: sqlite3.Connection) -> None:
+    # judges of the run (``--judge``) and what each was asked: one row per judge request
+    _script(
+        db,
+        """
+        CREATE TABLE judges (label TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, info TEXT NOT NULL);
+        CREATE TABLE judgements (
+            judge TEXT NOT NULL, task TEXT NOT NULL, prompt_id TEXT NOT NULL, doc_id TEXT NOT NULL,
+            mode TEXT NOT NULL, models TEXT NOT NULL, data TEXT NOT NULL, req_key TEXT NOT NULL,
+            PRIMARY KEY (judge, task, prompt_id, doc_id, mode, models));
         """,
     )
 
@@ -151,7 +169,7 @@ def check_version(db: sqlite3.Connection) -> None:
     known = {n for n, _ in MIGRATIONS}
     if done - known:
         raise StoreError(f"this store was written by a newer assay (migrations {', '.join(sorted(done - known))})")
-    if known - done:
+    if known - done - READABLE_WITHOUT:
         raise StoreError(f"this store was written by an older assay; score it once where it is writable to upgrade it (migrations {', '.join(sorted(known - done))})")
 
 

@@ -93,6 +93,35 @@ class RunStore:
         ).fetchall()
         return [(p, d, json.loads(data), json.loads(keys)) for p, d, data, keys in rows]
 
+    # -- judges ----------------------------------------------------------------------------------
+    @_guarded
+    def put_judge(self, label: str, fingerprint: str, info: dict[str, Any], items: Sequence[Any]) -> None:
+        """Record a judge and its judgement requests (``judge.build.JudgeItem``s), replacing
+        what an earlier run asked it."""
+        with transaction(self.db):
+            self.db.execute("DELETE FROM judgements WHERE judge = ?", (label,))
+            self.db.execute("INSERT OR REPLACE INTO judges (label, fingerprint, info) VALUES (?, ?, ?)", (label, fingerprint, canonical_json(info)))
+            self.db.executemany(
+                "INSERT OR REPLACE INTO judgements (judge, task, prompt_id, doc_id, mode, models, data, req_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(label, i.task, i.prompt_id, i.doc_id, i.mode, json.dumps(list(i.models)), canonical_json(i.data), i.key) for i in items],
+            )
+
+    @_guarded
+    def judges(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """The run's judges; none in a store made before judging existed (opened read-only, unmigrated)."""
+        if not self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'judges'").fetchone():
+            return []
+        rows = self.db.execute("SELECT label, fingerprint, info FROM judges ORDER BY rowid").fetchall()
+        return [(lbl, fp, json.loads(info)) for lbl, fp, info in rows]
+
+    @_guarded
+    def judgements(self, judge: str) -> list[tuple[str, str, str, str, tuple[str, ...], dict[str, Any], str]]:
+        """(task, prompt id, doc id, mode, models, data, request key) of a judge, in the order asked."""
+        rows = self.db.execute(
+            "SELECT task, prompt_id, doc_id, mode, models, data, req_key FROM judgements WHERE judge = ? ORDER BY rowid", (judge,)
+        ).fetchall()
+        return [(t, p, d, m, tuple(json.loads(ms)), json.loads(data), k) for t, p, d, m, ms, data, k in rows]
+
     # -- responses -------------------------------------------------------------------------------
     @_guarded
     def missing(self, model_fp: str, keys: Iterable[str]) -> set[str]:
@@ -167,6 +196,8 @@ class RunStore:
             self.db.execute("DELETE FROM instances")
             self.db.execute("DELETE FROM tasks")
             self.db.execute("DELETE FROM models")
+            self.db.execute("DELETE FROM judgements")
+            self.db.execute("DELETE FROM judges")
 
     @_guarded
     def n_responses_of(self, fingerprints: Iterable[str]) -> int:

@@ -144,7 +144,7 @@ def _without_unset_target_type(out: Any) -> Any:
     ``primary``: the hashes of tasks that do not set them are the ones they had before the
     fields existed."""
     if isinstance(out, dict):
-        for key in ("target_type", "primary"):
+        for key in ("target_type", "primary", "judge"):
             if key in out and out[key] is None:
                 del out[key]
     return out
@@ -337,6 +337,20 @@ class CardSpec(_Strict):
         return out
 
 
+class JudgeSpec(_Strict):
+    """How a judge model grades this task's generated answers (``assay run --judge MODEL``)."""
+
+    mode: Literal["auto", "single", "pairwise", "both"] = Field(
+        "auto", description="single: each answer graded on its own; pairwise: two models' answers compared, asked in both orders; "
+        "both; auto: single where the task has a reference answer (`target`) or only one model runs, else pairwise"
+    )
+    scale: Literal["1-10", "pass/fail"] | None = Field(None, description="single grading's scale; default: pass/fail with a reference answer, else 1-10")
+    template: str | None = Field(None, description="single grading's judge prompt: `single-v1` (built-in, the default), or a Jinja template of your own")
+    pairwise_template: str | None = Field(None, description="pairwise grading's judge prompt: `pairwise-v1` (built-in, the default), or a Jinja template of your own")
+    reference: str | None = Field(None, description="an expression giving the reference answer shown to the judge; default: the task's `target`; `none` for no reference")
+    max_tokens: int = Field(512, ge=1, description="the judge's answer's length limit, in tokens")
+
+
 class TaskSpec(_Strict):
     """A task: its data, its prompt templates, how a model is asked, and how answers score."""
 
@@ -383,6 +397,7 @@ class TaskSpec(_Strict):
     fewshot: FewShotSpec = Field(FewShotSpec(), description="few-shot examples")
     generation: GenerationSpec = Field(GenerationSpec(), description="decoding settings of `generate` tasks")
     card: CardSpec = Field(CardSpec(), description="how the task appears in model-card metadata")
+    judge: JudgeSpec | None = Field(None, description="generation tasks: how `--judge MODEL` grades the answers (default: the judge's defaults)")
 
     _norm_metrics = field_validator("metrics", mode="before")(lambda v: [_metric(m) for m in v] if isinstance(v, list) else v)
     _norm_extract = field_validator("extract", mode="before")(_extract)
@@ -438,6 +453,8 @@ class TaskSpec(_Strict):
                 raise ValueError("match needs 'choices' (the document's captions, caption i for image i)")
             if self.fewshot.k:
                 raise ValueError("match tasks take no few-shot examples")
+        if self.judge is not None and self.output_type != "generate":
+            raise ValueError(f"task {self.task}: judge: grades generated answers; this task's output_type is {self.output_type}")
         if self.fewshot.sampler == "rices" and self.images is None:
             raise ValueError("fewshot.sampler 'rices' picks examples by image similarity: the task needs 'images'")
         if self.fewshot.k and self.fewshot.split and self.fewshot.split not in self.splits:
