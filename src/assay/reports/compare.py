@@ -13,7 +13,14 @@ dict (schema in ``docs``-style comments below, and in DESIGN.md "Reports"):
 - ``pairs``: paired statistics between every two models on the items both answered
   (overall, per family, per task);
 - ``summary``: sentences written from those numbers;
-- ``items``: every (task, prompt, doc) with each model's answer, for the side-by-side viewer.
+- ``items``: every (task, prompt, doc) with each model's answer, for the side-by-side viewer,
+  and each answer's ``judgements`` (judge, verdict, the raw replies);
+- ``judges``: each run's judges (``assay run --judge``): identity, the judge prompts used,
+  single-grading scores per (task, model) and pairwise ratings (Bradley–Terry, pairs,
+  position bias) over all tasks and per task, with unparseable and missing counts.
+
+Judges are per run: a judge is ``label``, or ``label (run N)`` when two runs have a judge of
+that label.
 
 A model in several runs with the same fingerprint is one model (its tasks are the union;
 for a task in two runs the later run counts); the same label with another fingerprint is
@@ -33,19 +40,22 @@ from typing import Any
 
 from assay.errors import AssayError
 from assay.reports import paired
-from assay.results import RunResults, SandboxRecord, read_results
+from assay.results import Ratings, RunResults, SandboxRecord, read_results
 from assay.scoring.metrics import facts as metric_facts
 
 N_BOOT = 2000  # paired bootstrap resamples per comparison
 # the item viewer shows a prompt's last characters: a 5-shot prompt repeats the same examples
 # in every item, and whole prompts would make a report of thousands of items very large
 MAX_PROMPT = 4000
+# a judge's reply likewise keeps its end (where the verdict is): pairwise judging stores two
+# replies per pair of models on every item, which would otherwise outweigh the answers
+MAX_REPLY = 1500
 
 
-def _tail(text: str) -> str:
-    if len(text) <= MAX_PROMPT:
+def _tail(text: str, limit: int = MAX_PROMPT, what: str = "prompt") -> str:
+    if len(text) <= limit:
         return text
-    return f"[… {len(text) - MAX_PROMPT:,} earlier characters not shown; the run's samples/ files have the whole prompt]\n" + text[-MAX_PROMPT:]
+    return f"[… {len(text) - limit:,} earlier characters not shown; the run's samples/ files have the whole {what}]\n" + text[-limit:]
 
 
 def _when(ts: Any) -> str:
@@ -183,7 +193,9 @@ def build(run_dirs: Sequence[Path], *, n_boot: int = N_BOOT) -> dict[str, Any]:
     tasks = {n: tasks[n] for n in order}
     model_ids = list(models)
 
-    items = _items(runs, tasks, scores)
+    judge_ids = _judge_ids(runs)
+    items = _items(runs, tasks, scores, judge_ids)
+    judges = _judges(runs, judge_ids)
     leaderboards = _leaderboards(tasks, scores, model_ids)
     rank = {r["model"]: k for k, r in enumerate(leaderboards[0]["rows"])} if leaderboards else {}
     model_ids.sort(key=lambda m: rank.get(m, len(rank)))
@@ -207,13 +219,16 @@ def build(run_dirs: Sequence[Path], *, n_boot: int = N_BOOT) -> dict[str, Any]:
         "leaderboards": leaderboards,
         "languages": _languages(tasks, scores, model_ids),
         "pairs": [{"scope": scope, "kind": kind, "a": a, "b": b, **p.as_dict()} for scope, kind, a, b, p in pairs],
-        "summary": _summary(leaderboards, pairs) + notes,
+        "summary": _summary(leaderboards, pairs) + notes + _judge_summary(judges),
         "items": items,
+        "judges": judges,
     }
 
 
-def _items(runs: list[_Run], tasks: dict[str, dict[str, Any]], scores: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every (task, prompt, doc) any model answered, each model's answer beside the others."""
+def _items(runs: list[_Run], tasks: dict[str, dict[str, Any]], scores: dict[str, dict[str, Any]],
+           judge_ids: dict[tuple[int, str], str] | None = None) -> list[dict[str, Any]]:
+    """Every (task, prompt, doc) any model answered, each model's answer beside the others
+    (with the judges' verdicts on it, where a judge graded it)."""
     found: dict[tuple[str, str, str], dict[str, Any]] = {}
     for run in runs:
         for label, mid in run.ids.items():
@@ -231,12 +246,185 @@ def _items(runs: list[_Run], tasks: dict[str, dict[str, Any]], scores: dict[str,
                     item["answers"][mid] = {
                         "response": _text(s.get("response")), "extracted": _extracted_text(s),
                         "score": s.get("score"), "verdict": str(s.get("verdict", "-")),
+                        "judgements": [_judgement(j, run, label, judge_ids or {}) for j in s.get("judgements") or [] if isinstance(j, dict)],
                     }
     order = {n: k for k, n in enumerate(tasks)}
     out = sorted(found.values(), key=lambda it: (order.get(it["task"], 1 << 30), it["prompt_id"], _doc_order(it["doc_id"])))
     for it in out:
         answers = list(it["answers"].values())
         it["disagree"] = len(answers) > 1 and (len({a["verdict"] for a in answers}) > 1 or len({a["extracted"] for a in answers}) > 1)
+    return out
+
+
+# --------------------------------------------------------------------------- judges
+
+
+def _judge_ids(runs: list[_Run]) -> dict[tuple[int, str], str]:
+    """(run index, judge label) -> the judge's id in the report: its label, or ``label (run N)``
+    when another run has a judge of the same label (judges are per run, never merged)."""
+    count: dict[str, int] = {}
+    for run in runs:
+        for label in run.doc.judges:
+            count[label] = count.get(label, 0) + 1
+    return {(run.index, label): (label if count[label] == 1 else f"{label} (run {run.index + 1})") for run in runs for label in run.doc.judges}
+
+
+def _finite(x: Any) -> float | None:
+    if x is None or isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    return float(x) if math.isfinite(x) else None
+
+
+def _judge_verdict(j: dict[str, Any], against: str) -> tuple[str, str]:
+    """A judgement's verdict in words, and its status: ``ok``, ``unparseable`` or ``missing``."""
+    v = _finite(j.get("verdict"))
+    if v is None:
+        replies = list(j.get("replies") or []) if j.get("mode") == "pairwise" else [j.get("reply")]
+        status = "missing" if not replies or any(r is None for r in replies) else "unparseable"
+        return f"no verdict ({status})", status
+    if j.get("mode") == "pairwise":
+        word = "win" if v == 1.0 else "loss" if v == 0.0 else "tie" if v == 0.5 else f"{v:g}"
+        return f"{word} vs {against}", "ok"
+    if j.get("scale") == "pass/fail":
+        return ("pass" if v >= 0.5 else "fail"), "ok"
+    return f"{v:g}/10", "ok"
+
+
+def _reply(label: str, text: Any) -> dict[str, Any]:
+    return {"label": label, "text": None if text is None else _tail(_text(text), MAX_REPLY, "reply")}
+
+
+def _judgement(j: dict[str, Any], run: _Run, model: str, judge_ids: dict[tuple[int, str], str]) -> dict[str, Any]:
+    """One judgement in a sample row of ``model`` (its label in ``run``), for the item viewer:
+    who judged, the verdict in words, and the judge's raw replies (for a pair, labelled by the
+    answer shown first)."""
+    label = str(j.get("judge", "?"))
+    mode = str(j.get("mode", "?"))
+    out: dict[str, Any] = {"judge": judge_ids.get((run.index, label), label), "mode": mode}
+    if mode == "pairwise":
+        other = str(j.get("against", "?"))
+        against = run.ids.get(other, other)
+        out["against"] = against
+        out["verdict"], out["status"] = _judge_verdict(j, against)
+        replies = list(j.get("replies") or [])
+        # stored in a fixed order: the pair's first model by label shown first, then the other
+        a, b = sorted([model, other])
+        names = [f"{run.ids.get(a, a)} shown first", f"{run.ids.get(b, b)} shown first"] if len(replies) == 2 else ["reply"] * len(replies)
+        out["replies"] = [_reply(n, r) for n, r in zip(names, replies)]
+    else:
+        out["scale"] = str(j.get("scale", ""))
+        out["verdict"], out["status"] = _judge_verdict(j, "")
+        out["replies"] = [_reply("reply", j.get("reply"))]
+    return out
+
+
+def _pairwise_templates(run: _Run, ratings: dict[str, Ratings], judge: str) -> list[dict[str, Any]]:
+    """The pairwise judge prompt(s) a judge used: the ratings do not record them, the sample
+    rows do (one row per task is enough: a task's pairs all use the same prompt)."""
+    found: dict[str, dict[str, Any]] = {}
+    for task, r in ratings.items():
+        if task == "all":
+            continue
+        models = sorted({m for p in r.pairs for m in (p.a, p.b)} | set(r.bradley_terry)) or sorted(run.doc.results)
+        for label in models:
+            hit = _first_pairwise_template(run.dir / "samples" / label / f"{task}.jsonl", judge)
+            if hit is not None:
+                found.setdefault(json.dumps(hit, sort_keys=True), hit)
+                break
+    return list(found.values())
+
+
+def _first_pairwise_template(path: Path, judge: str) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            for j in row.get("judgements") or []:
+                if isinstance(j, dict) and j.get("judge") == judge and j.get("mode") == "pairwise" and isinstance(j.get("template"), dict):
+                    return dict(j["template"])
+    return None
+
+
+def _template(mode: str, t: dict[str, Any]) -> dict[str, Any]:
+    return {"mode": mode, "name": str(t.get("name", "?")), "version": _text(t.get("version", "?")), "hash": str(t.get("hash", "?"))}
+
+
+def _ratings_view(scope: str, r: Ratings, ids: dict[str, str]) -> dict[str, Any]:
+    bt = sorted(r.bradley_terry.items(), key=lambda kv: (kv[1].rank, kv[0]))
+    return {
+        "scope": scope, "tasks": list(r.tasks),
+        "bradley_terry": [{"model": ids.get(m, m), "strength": s.strength, "low": s.low, "high": s.high, "rank": s.rank} for m, s in bt],
+        "pairs": [{"a": ids.get(p.a, p.a), "b": ids.get(p.b, p.b), "n": p.n, "wins": p.wins, "ties": p.ties, "losses": p.losses,
+                   "win_rate": p.win_rate, "low": p.low, "high": p.high, "length_adjusted": p.length_adjusted} for p in r.pairs],
+        "position_bias": {k: (_finite(v) if isinstance(v, float) else v) for k, v in r.position_bias.items()},
+        "n_judged": r.n_judged, "n_unparseable": r.n_unparseable, "n_missing": r.n_missing,
+    }
+
+
+def _judges(runs: list[_Run], judge_ids: dict[tuple[int, str], str]) -> list[dict[str, Any]]:
+    """Each run's judges: who they are, the prompts they were given, their single grading of
+    every (task, model) and their pairwise ratings over all tasks and per task."""
+    out = []
+    for run in runs:
+        for label, rec in run.doc.judges.items():
+            single = []
+            prompts: dict[str, dict[str, Any]] = {}
+            for model, by_task in run.doc.results.items():
+                for task, res in by_task.items():
+                    js = res.judged.get(label)
+                    if js is None:
+                        continue
+                    if js.template:
+                        t = _template("single", js.template)
+                        prompts.setdefault(json.dumps(t, sort_keys=True), t)
+                    agreement = dict(js.agreement) if js.agreement else None
+                    single.append({
+                        "task": task, "model": run.ids.get(model, model), "scale": js.scale, "value": _finite(js.value), "stderr": _finite(js.stderr),
+                        "n": js.n, "n_unparseable": js.n_unparseable, "n_missing": js.n_missing, "agreement": agreement,
+                    })
+            single.sort(key=lambda s: (s["task"], s["model"]))
+            for t in _pairwise_templates(run, rec.ratings, label):
+                tv = _template("pairwise", t)
+                prompts.setdefault(json.dumps(tv, sort_keys=True), tv)
+            pairwise = []
+            if "all" in rec.ratings:
+                pairwise.append(_ratings_view("all", rec.ratings["all"], run.ids))
+            per_task = sorted(k for k in rec.ratings if k != "all")
+            if len(per_task) > 1 or "all" not in rec.ratings:
+                pairwise += [_ratings_view(k, rec.ratings[k], run.ids) for k in per_task]
+            top = pairwise[0] if pairwise else None
+            bias = top["position_bias"] if top else {}
+            out.append({
+                "id": judge_ids[(run.index, label)], "label": label, "run": run.index, "run_dir": str(run.dir),
+                "name": rec.name or label, "backend": rec.backend, "fingerprint": rec.fingerprint,
+                "args": {k: _text(v) for k, v in sorted(rec.args.items())},
+                "prompts": sorted(prompts.values(), key=lambda t: (t["mode"] != "single", t["name"], t["hash"])),
+                "single": single, "pairwise": pairwise,
+                "n_unparseable": sum(s["n_unparseable"] for s in single) + (top["n_unparseable"] if top else 0),
+                "n_missing": sum(s["n_missing"] for s in single) + (top["n_missing"] if top else 0),
+                "flagged": bool(bias.get("flagged")),
+                "prefers": "first" if (_finite(bias.get("first_position_share")) or 0.0) >= 0.5 else "second",
+            })
+    return out
+
+
+def bias_warning(judge: dict[str, Any]) -> str:
+    """The warning a judge with a significant position bias gets, wherever it is shown."""
+    return f"this judge prefers the answer shown {judge.get('prefers', 'first')}: its pairwise verdicts are unreliable"
+
+
+def _judge_summary(judges: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for j in judges:
+        if j["flagged"]:
+            out.append(f"Judge {j['id']}: {bias_warning(j)}.")
+        lost = [f"{j[k]} {w}" for k, w in (("n_unparseable", "unparseable"), ("n_missing", "missing")) if j[k]]
+        if lost:
+            out.append(f"Judge {j['id']}: {' and '.join(lost)} judgement(s), counted and left out of its scores.")
     return out
 
 

@@ -28,7 +28,7 @@ from markupsafe import Markup
 from assay.reports import plots
 from assay.store.atomic import write_text_atomic
 
-__all__ = ["render_html", "write_html", "fmt_value", "fmt_stderr", "items_json", "script_json"]
+__all__ = ["render_html", "write_html", "fmt_value", "fmt_stderr", "items_json", "script_json", "judge_views", "JudgeView"]
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 _DASH = "—"
@@ -38,7 +38,7 @@ _REQUIRED: dict[str, type] = {
     "title": str, "created": str, "runs": list, "models": list, "tasks": list,
     "scores": dict, "leaderboards": list,
 }
-_OPTIONAL_LISTS = ("languages", "pairs", "summary", "items")
+_OPTIONAL_LISTS = ("languages", "pairs", "summary", "items", "judges")
 _PAIR_KINDS = ("overall", "family", "task")
 
 
@@ -89,6 +89,48 @@ def fmt_p(p: object) -> str:
     return "< 0.001" if v < 0.001 else f"{v:.3f}"
 
 
+def fmt_share(value: object) -> str:
+    """A share (0–1) as a percentage with one decimal and the sign: ``62.5%``."""
+    v = _finite(value)
+    return _DASH if v is None else f"{v * 100:.1f}%"
+
+
+def fmt_judged(value: object, scale: str) -> str:
+    """A judged score: the pass rate (``62.5%``) or the mean rating out of ten (``6.50/10``)."""
+    v = _finite(value)
+    if v is None:
+        return _DASH
+    return fmt_share(v) if scale == "pass/fail" else f"{v:.2f}/10"
+
+
+def fmt_judged_stderr(stderr: object, scale: str) -> str:
+    s = _finite(stderr)
+    if s is None:
+        return ""
+    return f"± {s * 100:.1f}" if scale == "pass/fail" else f"± {s:.2f}"
+
+
+def fmt_strength(value: object) -> str:
+    """A Bradley–Terry strength on its Elo-like scale (mean 1000): a whole number."""
+    v = _finite(value)
+    return _DASH if v is None else f"{v:.0f}".replace("-", _MINUS)
+
+
+def fmt_strength_ci(low: object, high: object) -> str:
+    lo, hi = _finite(low), _finite(high)
+    return _DASH if lo is None or hi is None else f"[{fmt_strength(lo)}, {fmt_strength(hi)}]"
+
+
+def fmt_share_ci(low: object, high: object) -> str:
+    lo, hi = _finite(low), _finite(high)
+    return _DASH if lo is None or hi is None else f"[{fmt_share(lo)}, {fmt_share(hi)}]"
+
+
+def fmt_kappa(value: object) -> str:
+    v = _finite(value)
+    return _DASH if v is None else f"{v:.2f}".replace("-", _MINUS)
+
+
 def _fmt_scalar(value: object) -> str:
     """A provenance value: scalars as text, lists and mappings as compact JSON."""
     if value is None:
@@ -132,6 +174,10 @@ def _validate(doc: object) -> None:
     for i, it in enumerate(doc.get("items", [])):
         for key in ("task", "prompt_id", "doc_id", "answers"):
             _require(isinstance(it, Mapping) and key in it, f"field 'items[{i}].{key}' is missing")
+    for i, j in enumerate(doc.get("judges", [])):
+        _require(isinstance(j, Mapping) and isinstance(j.get("id"), str), f"field 'judges[{i}].id' is missing")
+        for key in ("single", "pairwise", "prompts"):
+            _require(isinstance(j.get(key, []), list), f"field 'judges[{i}].{key}' must be a list")
 
 
 # --------------------------------------------------------------------------- view model
@@ -323,6 +369,172 @@ def _pairs(doc: Mapping[str, Any], ix: _Index) -> list[PairRow]:
     return rows
 
 
+# --------------------------------------------------------------------------- judges
+
+
+@dataclass(frozen=True)
+class JudgePrompt:
+    mode: str
+    name: str
+    version: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class JudgeSingleRow:
+    """One model's answers to one task as a judge graded them on their own."""
+
+    task: str
+    model: str
+    color: str
+    scale: str
+    value: str
+    stderr: str
+    n: str
+    unparseable: str
+    missing: str
+    agreement: str  # the automatic metric it is compared with and the answers compared, "exact_match (n 8)", or "—"
+    agree: str
+    kappa: str
+
+
+@dataclass(frozen=True)
+class StrengthRow:
+    rank: str
+    model: str
+    color: str
+    strength: str
+    ci: str
+
+
+@dataclass(frozen=True)
+class JudgePairRow:
+    a: str
+    b: str
+    color_a: str
+    color_b: str
+    n: str
+    wins: str
+    ties: str
+    losses: str
+    win_rate: str
+    ci: str
+    length_adjusted: str
+
+
+@dataclass(frozen=True)
+class BiasView:
+    n: str
+    parsed: str
+    order_decided: str
+    share: str  # of the pairs judged in both orders, the share whose verdict followed the order
+    first_share: str  # of those, the share that went to the answer shown first
+    p: str  # "p = 0.008" or "p < 0.001"
+    flagged: bool
+
+
+@dataclass(frozen=True)
+class JudgeScope:
+    scope: str
+    title: str
+    strengths: list[StrengthRow]
+    pairs: list[JudgePairRow]
+    bias: BiasView | None
+    n_judged: str
+    n_unparseable: str
+    n_missing: str
+
+
+@dataclass(frozen=True)
+class JudgeView:
+    id: str
+    label: str
+    run: int
+    run_dir: str
+    name: str
+    backend: str
+    fingerprint: str
+    fingerprint_short: str
+    args: list[tuple[str, str]]
+    prompts: list[JudgePrompt]
+    single: list[JudgeSingleRow]
+    scopes: list[JudgeScope]
+    n_unparseable: str
+    n_missing: str
+    flagged: bool
+    warning: str
+
+
+def _p_text(p: object) -> str:
+    text = fmt_p(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+def _bias(b: Mapping[str, Any]) -> BiasView | None:
+    if not b:
+        return None
+    return BiasView(
+        n=_fmt_scalar(b.get("n")), parsed=_fmt_scalar(b.get("parsed")), order_decided=_fmt_scalar(b.get("order_decided")),
+        share=fmt_share(b.get("order_decided_share")), first_share=fmt_share(b.get("first_position_share")),
+        p=_p_text(b.get("p_value")), flagged=bool(b.get("flagged")),
+    )
+
+
+def _judge_scope(r: Mapping[str, Any], colors: _Index) -> JudgeScope:
+    scope = str(r.get("scope", "all"))
+    tasks = [str(t) for t in r.get("tasks") or []]
+    title = f"all tasks ({', '.join(tasks)})" if scope == "all" else scope
+    return JudgeScope(
+        scope=scope, title=title,
+        strengths=[StrengthRow(rank=_fmt_scalar(s.get("rank")), model=str(s.get("model")), color=colors.color(str(s.get("model"))),
+                               strength=fmt_strength(s.get("strength")), ci=fmt_strength_ci(s.get("low"), s.get("high")))
+                   for s in r.get("bradley_terry") or []],
+        pairs=[JudgePairRow(a=str(p.get("a")), b=str(p.get("b")), color_a=colors.color(str(p.get("a"))), color_b=colors.color(str(p.get("b"))),
+                            n=_fmt_scalar(p.get("n")), wins=_fmt_scalar(p.get("wins")), ties=_fmt_scalar(p.get("ties")), losses=_fmt_scalar(p.get("losses")),
+                            win_rate=fmt_share(p.get("win_rate")), ci=fmt_share_ci(p.get("low"), p.get("high")),
+                            length_adjusted=fmt_share(p.get("length_adjusted")))
+               for p in r.get("pairs") or []],
+        bias=_bias(r.get("position_bias") or {}),
+        n_judged=_fmt_scalar(r.get("n_judged", 0)), n_unparseable=_fmt_scalar(r.get("n_unparseable", 0)), n_missing=_fmt_scalar(r.get("n_missing", 0)),
+    )
+
+
+def _judge_single(s: Mapping[str, Any], ix: _Index) -> JudgeSingleRow:
+    scale = str(s.get("scale", ""))
+    ag = s.get("agreement") or {}
+    agree, kappa = fmt_share(ag.get("agree")), fmt_kappa(ag.get("kappa"))
+    agreement = f"{_fmt_scalar(ag.get('metric'))} (n {_fmt_scalar(ag.get('n'))})" if ag else _DASH
+    model = str(s.get("model"))
+    return JudgeSingleRow(
+        task=str(s.get("task")), model=model, color=ix.color(model), scale=scale,
+        value=fmt_judged(s.get("value"), scale), stderr=fmt_judged_stderr(s.get("stderr"), scale),
+        n=_fmt_scalar(s.get("n", 0)), unparseable=_fmt_scalar(s.get("n_unparseable", 0)), missing=_fmt_scalar(s.get("n_missing", 0)),
+        agreement=agreement, agree=agree if ag else _DASH, kappa=kappa if ag else _DASH,
+    )
+
+
+def judge_views(doc: Mapping[str, Any]) -> list[JudgeView]:
+    """The document's judges, formatted once for both the HTML and the Markdown report."""
+    from assay.reports.compare import bias_warning
+
+    ix = _index(doc)
+    out = []
+    for j in doc.get("judges", []):
+        fp = str(j.get("fingerprint", "?"))
+        out.append(JudgeView(
+            id=str(j["id"]), label=str(j.get("label", j["id"])), run=int(j.get("run", 0)), run_dir=str(j.get("run_dir", "")),
+            name=str(j.get("name", "")), backend=str(j.get("backend", "?")), fingerprint=fp, fingerprint_short=fp[:12],
+            args=_kv(j.get("args")),
+            prompts=[JudgePrompt(str(t.get("mode", "?")), str(t.get("name", "?")), _fmt_scalar(t.get("version")), str(t.get("hash", "?")))
+                     for t in j.get("prompts") or []],
+            single=[_judge_single(s, ix) for s in j.get("single") or []],
+            scopes=[_judge_scope(r, ix) for r in j.get("pairwise") or []],
+            n_unparseable=_fmt_scalar(j.get("n_unparseable", 0)), n_missing=_fmt_scalar(j.get("n_missing", 0)),
+            flagged=bool(j.get("flagged")), warning=bias_warning(j),
+        ))
+    return out
+
+
 # --------------------------------------------------------------------------- charts
 
 
@@ -482,6 +694,7 @@ def _context(doc: Mapping[str, Any]) -> dict[str, Any]:
         "per_task": _per_task(doc, ix),
         "charts": _charts(doc, ix),
         "pairs": _pairs(doc, ix), "pair_kinds": _PAIR_KINDS,
+        "judges": judge_views(doc),
         "n_items": len(items), "item_tasks": _item_tasks(items, ix), "verdicts": _verdicts(items),
         "items_json": items_json(items), "meta_json": script_json(meta),
         "runs": [{**r, "environment": _kv(r.get("environment")), "config": _kv(r.get("config"))} for r in doc["runs"]],

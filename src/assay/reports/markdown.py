@@ -1,5 +1,6 @@
 """The comparison document as Markdown: the summary, the leaderboards, the per-task table,
-the language matrices, the paired statistics (overall and per family) and the provenance.
+the language matrices, the paired statistics (overall and per family), the judges and the
+provenance.
 The HTML report holds the same numbers plus the plots and the item viewer."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from assay.reports.html import fmt_ci, fmt_diff, fmt_p, fmt_stderr, fmt_value
+from assay.reports.html import JudgeView, fmt_ci, fmt_diff, fmt_p, fmt_stderr, fmt_value, judge_views
 from assay.store.atomic import write_text_atomic
 
 
@@ -75,6 +76,10 @@ def render_markdown(doc: dict[str, Any]) -> str:
               fmt_p(p["p_value"]), p["test"], "significant" if p["significant"] else "too close to call"] for p in pairs],
         )
 
+    views = judge_views(doc)
+    if views:
+        out += _judges(views)
+
     out += ["## Provenance", ""]
     out += _table(["model", "backend", "fingerprint", "run"], [[m["id"], m["backend"], m["fingerprint"], doc["runs"][m["run"]]["dir"]] for m in doc["models"]])
     out += _table(["task", "version", "hash", "prompts (template hash)", "prompts cut to fit"],
@@ -85,6 +90,40 @@ def render_markdown(doc: dict[str, Any]) -> str:
         sandbox = f"; code sandbox {r['sandbox']}" if r.get("sandbox") else ""
         out += [f"- `{r['dir']}`: created {r['created']}, scored {r['scored']}; {env}{sandbox}"]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _judges(views: list[JudgeView]) -> list[str]:
+    out = ["## Judges", "", "Verdicts of a judge model (`assay run --judge`), per run. Replies without a verdict (unparseable) and judge "
+           "requests not computed (missing) are counted here and left out of the scores.", ""]
+    for j in views:
+        out += [f"### Judge {_cell(j.id)}", ""]
+        if j.flagged:
+            out += [f"> **Warning — position bias:** {j.warning}.", ""]
+        prompts = "; ".join(f"{p.mode}: {p.name} v{p.version} ({p.hash})" for p in j.prompts) or "—"
+        args = ", ".join(f"{k}={v}" for k, v in j.args)
+        out += [f"- {j.name}, backend {j.backend}, fingerprint `{j.fingerprint_short}`; run `{j.run_dir}`" + (f"; {args}" if args else ""),
+                f"- judge prompts: {prompts}",
+                f"- unparseable judgements: {j.n_unparseable}; missing: {j.n_missing}", ""]
+        if j.single:
+            out += ["#### Single grading", "", "Mean rating out of 10 (1–10) or pass rate (pass/fail), ± one standard error; agreement with the "
+                    "task's automatic verdict (share equal, Cohen's κ) where both exist.", ""]
+            out += _table(["task", "model", "scale", "judged score", "n", "unparseable", "missing", "agree", "κ", "vs metric"],
+                          [[r.task, r.model, r.scale, f"{r.value} {r.stderr}".rstrip(), r.n, r.unparseable, r.missing, r.agree, r.kappa,
+                            r.agreement] for r in j.single])
+        for sc in j.scopes:
+            out += [f"#### Pairwise: {sc.title}", "", f"{sc.n_judged} item pair(s) with a verdict; {sc.n_unparseable} unparseable; {sc.n_missing} missing.", ""]
+            if sc.strengths:
+                out += _table(["rank", "model", "Bradley–Terry", "95% CI"], [[s.rank, s.model, s.strength, s.ci] for s in sc.strengths])
+            if sc.pairs:
+                out += _table(["A", "B", "n", "A wins", "ties", "B wins", "A win rate", "95% CI", "length-adjusted"],
+                              [[p.a, p.b, p.n, p.wins, p.ties, p.losses, p.win_rate, p.ci, p.length_adjusted] for p in sc.pairs])
+            if sc.bias:
+                b = sc.bias
+                out += [f"Position bias: of {b.parsed} pair(s) judged in both orders, {b.order_decided} ({b.share}) were decided by the order "
+                        f"shown; of those, {b.first_share} went to the answer shown first ({b.p})" + ("; **flagged**." if b.flagged else "."), ""]
+    out += ["Each pair is asked in both orders; orders that disagree count as a tie. Win rates count ties as half (95% bootstrap interval "
+            "over items); length-adjusted: the win rate at equal answer lengths. Bradley–Terry strengths are on an Elo-like scale (mean 1000).", ""]
+    return out
 
 
 def write_markdown(doc: dict[str, Any], path: Path) -> Path:

@@ -119,6 +119,32 @@
     return badge;
   }
 
+  function judgementsBlock(judgements) {
+    // each judge's verdict on this answer, its raw replies collapsed (text only, never markup)
+    var wrap = el("div", "judgements");
+    (judgements || []).forEach(function (j) {
+      var row = el("div", "judgement");
+      row.dataset.judge = String(j.judge);
+      row.dataset.mode = String(j.mode);
+      row.appendChild(el("span", "judge-name", "judge " + j.judge + (j.mode === "pairwise" ? " (pairwise)" : "")));
+      var badge = el("span", "badge judge-" + (j.status === "ok" ? "ok" : j.status === "missing" ? "missing" : "unparseable"), j.verdict);
+      badge.dataset.status = String(j.status);
+      row.appendChild(badge);
+      var replies = (j.replies || []).filter(function (r) { return r && r.text !== null && r.text !== undefined; });
+      if (replies.length) {
+        var details = el("details", "judge-replies");
+        details.appendChild(el("summary", null, replies.length === 1 ? "judge's reply" : "judge's replies (" + replies.length + ")"));
+        replies.forEach(function (r) {
+          if (replies.length > 1 || r.label !== "reply") { details.appendChild(el("div", "reply-label", r.label)); }
+          details.appendChild(el("pre", "reply", r.text));
+        });
+        row.appendChild(details);
+      }
+      wrap.appendChild(row);
+    });
+    return wrap;
+  }
+
   function answersTable(item, models, colors) {
     var table = el("table", "answers");
     var head = el("tr");
@@ -134,6 +160,7 @@
       name.appendChild(document.createTextNode(m));
       var resp = el("td", "response-cell");
       resp.appendChild(el("pre", "response", a.response === null || a.response === undefined ? "" : a.response));
+      if (Array.isArray(a.judgements) && a.judgements.length) { resp.appendChild(judgementsBlock(a.judgements)); }
       var extracted = el("td", "extracted", a.extracted === null || a.extracted === undefined ? "—" : a.extracted);
       var v = el("td", "verdict-cell");
       v.appendChild(verdictBadge(a.verdict));
