@@ -146,6 +146,8 @@ def build_model(label: str, backend: Backend, plans: list[TaskPlan], cfg: RunCon
                 continue
             all_requests.update(zip(keys, reqs))
             data = {"prompt": context, "query": inst.query, "shots": inst.shots, "choices": inst.choices, "target": inst.target, "doc": _jsonable(inst.doc), "chat_format": choice.name}
+            if inst.followups:  # a conversation: its later turns are built from the stored answers (next_turns)
+                data.update(turns=[inst.query, *inst.followups], preamble=inst.preamble)
             if inst.images:
                 data["images"] = inst.images
             rows.append((inst.prompt_id, inst.doc_id, json.loads(canonical_json(data)), keys))
@@ -155,6 +157,37 @@ def build_model(label: str, backend: Backend, plans: list[TaskPlan], cfg: RunCon
     if backend.serves_stored_answers:
         check_replay(label, backend.unmatched(), sum(len(r[3]) for r in registrations), [p.spec.task for p in plans], note)
     return all_requests, registrations
+
+
+def next_turns(plans: list[TaskPlan], registrations: list[Registration], tpl: ChatTemplate | None, cfg: RunConfig,
+               stored: Callable[[list[str]], dict[str, Any]]) -> dict[str, Request]:
+    """The next turn of every conversation whose answers so far are all stored: its request,
+    whose context is the conversation (the model's own earlier answers included), appended to
+    the row's keys. Deterministic, so a resumed run rebuilds the same keys and finds them
+    stored. Returns the new requests (none: every conversation is finished or waiting)."""
+    out: dict[str, Request] = {}
+    specs = {p.spec.task: p.spec for p in plans if p.spec.turns is not None}
+    for task, _spec, _info, rows in registrations:
+        spec = specs.get(task)
+        if spec is None:
+            continue
+        open_rows = [r for r in rows if r[2].get("turns") and len(r[3]) < len(r[2]["turns"])]
+        answers = stored([k for r in open_rows for k in r[3]])
+        g = spec.generation
+        for prompt_id, _doc_id, data, keys in open_rows:
+            if not all(k in answers for k in keys):
+                continue
+            choice = choose_format(spec.prompt(prompt_id).chat or spec.chat, spec.output_type, tpl, cfg.chat_format)
+            turns, said = data["turns"], [answers[k].text for k in keys]
+            history = tuple((q, a) for q, a in data["shots"]) + tuple(zip(turns[: len(said)], said))
+            context = apply_format(choice, tpl, turns[len(said)], history, spec.fewshot.separator, spec.target_delimiter, cfg.system_prompt, data.get("preamble", ""))
+            until = tuple(dict.fromkeys(list(g.until) + list(choice.stop)))
+            req = GenerateRequest(context, until, g.max_tokens, g.temperature, g.top_p, g.top_k, g.repetition_penalty, g.seed,
+                                  special=choice.name != "none", until_ids=tuple(g.stop_token_ids))
+            key = request_key(req)
+            keys.append(key)
+            out[key] = req
+    return out
 
 
 def check_replay(label: str, left: list[tuple[str, str, str | None, int]], n_used: int, tasks: list[str], note: Note) -> None:

@@ -34,6 +34,8 @@ class Instance:
     # image ids in the order their <image> placeholders appear: the shots' images, then the
     # document's (a match task: the document's N images, one context each)
     images: tuple[str, ...] = ()
+    # a conversation's later user messages (``turns:``), each sent after the model's previous answer
+    followups: tuple[str, ...] = ()
 
 
 def attach_images(spec: TaskSpec, rows: list[dict[str, Any]], base: Path | None, what: str) -> None:
@@ -195,5 +197,11 @@ def build_instances(
             preamble = render.render(p.preamble, doc, spec.vars, f"task {spec.task}, prompt {p.id} preamble") if p.preamble else ""
             if with_images:
                 _check_placeholders(preamble, 0, what + " preamble")
-            out.append(Instance(spec.task, p.id, doc["_id"], query, shots, choices, target, preamble, doc, shot_images + doc_images))
+            followups: tuple[str, ...] = ()
+            if spec.turns is not None:
+                value = render.evaluate(spec.turns, doc, spec.vars, f"{what}, turns")
+                if not isinstance(value, (list, tuple)) or not all(isinstance(t, str) and t.strip() for t in value):
+                    raise TaskError(f"{what}: 'turns' must give a list of non-empty strings (the later user messages), got {value!r:.80}")
+                followups = tuple(value)
+            out.append(Instance(spec.task, p.id, doc["_id"], query, shots, choices, target, preamble, doc, shot_images + doc_images, followups))
     return out

@@ -28,7 +28,7 @@ from assay.backends.base import Backend
 from assay.backends.registry import parse_model
 from assay.build import Registration, build_model, check_capabilities
 from assay.config import RunConfig, default_run_dir, unique_labels
-from assay.errors import StoreError
+from assay.errors import BackendError, StoreError
 from assay.requests import Result, result_to_json
 from assay.events import Observer
 from assay.plan import TaskPlan, plan_tasks
@@ -161,6 +161,8 @@ def run(cfg: RunConfig, ui: Observer | None = None) -> Path:
                         per_kind = ", ".join(f"{k} {n} in {sec:.1f}s = {n / sec:.1f} req/s" for k, (n, sec) in stats.by_kind.items() if sec > 0)
                         rate = f" = {stats.computed / stats.seconds:.1f} req/s" if stats.seconds > 0 else ""
                         ui.note(f"  computed {stats.computed} requests in {stats.seconds:.1f}s{rate} ({per_kind})")
+                    if any(p.spec.turns is not None for p in plans):
+                        _conversations(label, backend, plans, registrations, cfg, store, executor, cache, ui)
                 finally:
                     backend.close()
             if cfg.judges:
@@ -174,6 +176,30 @@ def run(cfg: RunConfig, ui: Observer | None = None) -> Path:
             if created and not committed:  # a run that failed before storing anything leaves no folder
                 shutil.rmtree(run_dir, ignore_errors=True)
     return run_dir
+
+
+def _conversations(label: str, backend: Backend, plans: list[TaskPlan], registrations: list[Registration], cfg: RunConfig, store: RunStore,
+                   executor: Any, cache: _Cache, ui: Observer) -> None:
+    """Multi-turn tasks: each later turn is asked once the answers before it are stored, until
+    every conversation is finished; the rows are registered again with each turn's key."""
+    from assay.build import next_turns
+
+    if backend.serves_stored_answers:
+        raise BackendError(f"model {label}: replayed answers cannot continue a conversation (tasks with turns:)")
+    fp = backend.info.fingerprint
+    tpl = backend.chat_template()
+    turn = 2
+    while (more := next_turns(plans, registrations, tpl, cfg, lambda keys: store.results(fp, keys))):
+        store_model(store, label, backend, registrations)
+        todo = pending(store, fp, more)
+        n_cached = cache.fill(store, fp, todo)
+        if n_cached:
+            todo = pending(store, fp, more)
+        ui.note(f"  turn {turn}: {len(more)} requests: {len(more) - len(todo) - n_cached} already stored, {n_cached} from the response cache, {len(todo)} to compute")
+        if todo:
+            with ui.progress(f"{label} turn {turn}", len(todo)) as advance:
+                executor.execute(backend, store, fp, todo, cfg.batch_size, advance, on_batch=cache.writer(fp))
+        turn += 1
 
 
 def _judge(cfg: RunConfig, plans: list[TaskPlan], labels: list[str], store: RunStore, executor: Any, cache: _Cache, ui: Observer) -> None:

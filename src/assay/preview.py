@@ -90,6 +90,8 @@ def show_instances(plan: TaskPlan, backend: Backend | NoModel, cfg: RunConfig, n
                 mark = "*" if spec.output_type == "multiple_choice" and data["target"] == i else " "
                 for line in _request_lines(r):
                     out(f"  {mark}[{i}] {line}" if len(reqs) > 1 or spec.output_type == "multiple_choice" else f"  {line}")
+            for n, turn in enumerate(data.get("turns", [])[1:], 2):
+                out(f"  turn {n}, sent after the model's answer to turn {n - 1}: {turn!r}")
             if spec.output_type == "multiple_choice":
                 out(f"  target: [{data['target']}] (* marks it)")
             elif spec.output_type != "rolling":

@@ -86,14 +86,25 @@ def _reference(spec: TaskSpec, data: dict[str, Any]) -> str | None:
 
 
 def _answers(store: RunStore, label: str, fp: str, task: str) -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
-    """(prompt id, doc id) → (the model's first stored answer, the instance's data)."""
+    """(prompt id, doc id) → (the model's answer, the instance's data with the judge's
+    ``question``). A conversation (``turns:``) is judged whole once every turn is answered: the
+    question lists the user's turns, the answer the model's, turn by turn."""
     rows = store.instances(label, task)
-    results = store.results(fp, [keys[0] for _, _, _, keys in rows if keys])
+    results = store.results(fp, [k for _, _, data, keys in rows for k in (keys if data.get("turns") else keys[:1])])
     out = {}
     for prompt_id, doc_id, data, keys in rows:
+        turns = data.get("turns")
+        if turns:
+            said = [results.get(k) for k in keys]
+            if len(said) < len(turns) or not all(isinstance(r, GenerateResult) for r in said):
+                continue
+            question = "\n\n".join(f"Turn {i} (user): {t}" for i, t in enumerate(turns, 1))
+            answer = "\n\n".join(f"Turn {i} (assistant): {r.text.strip()}" for i, r in enumerate(said, 1))  # type: ignore[union-attr]
+            out[(prompt_id, doc_id)] = (answer, {**data, "question": question})
+            continue
         res = results.get(keys[0]) if keys else None
         if isinstance(res, GenerateResult):
-            out[(prompt_id, doc_id)] = (res.text.strip(), data)
+            out[(prompt_id, doc_id)] = (res.text.strip(), {**data, "question": data["query"]})
     return out
 
 
@@ -118,7 +129,7 @@ def judge_requests(store: RunStore, backend: Backend, specs: list[TaskSpec], lab
                 for lbl, by_item in answers.items():
                     for (pid, did), (answer, data) in by_item.items():
                         ref = _reference(spec, data)
-                        text = prompt.render(question=data["query"], answer=answer, reference=ref, scale=sc)
+                        text = prompt.render(question=data["question"], answer=answer, reference=ref, scale=sc)
                         items.append(_item(spec, pid, did, mode, (lbl,), text, prompt, sc, ref, [answer], choice, tpl, chat, j, requests))
             else:
                 for a, b in combinations(answers, 2):
@@ -126,7 +137,7 @@ def judge_requests(store: RunStore, backend: Backend, specs: list[TaskSpec], lab
                         (ans_a, data), (ans_b, _) = answers[a][(pid, did)], answers[b][(pid, did)]
                         ref = _reference(spec, data)
                         for first, second, x, y in ((a, b, ans_a, ans_b), (b, a, ans_b, ans_a)):
-                            text = prompt.render(question=data["query"], answer_a=x, answer_b=y, reference=ref)
+                            text = prompt.render(question=data["question"], answer_a=x, answer_b=y, reference=ref)
                             items.append(_item(spec, pid, did, mode, (first, second), text, prompt, sc, ref, [x, y], choice, tpl, chat, j, requests))
             note(f"  {spec.task}: {len(items) - before} {mode} judgements ({prompt.name} v{prompt.version} {prompt.hash}, {sc if mode == 'single' else 'A/B/tie'}, "
                  f"chat format {choice.name})")

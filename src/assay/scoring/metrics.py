@@ -230,6 +230,11 @@ def _prf_agg(which: int) -> Callable[[list[Any], dict], tuple[float, float]]:
     return agg
 
 
+def _words(it: Item, _: dict) -> float:
+    x = it.extracted[0] if it.extracted else None
+    return float(len(str(x).split())) if x is not None else 0.0
+
+
 def _pass_at_k(it: Item, args: dict) -> float:
     k = int(args.get("k", 1))
     n = len(it.passed)
@@ -315,6 +320,8 @@ METRICS: dict[str, Metric] = {
         Metric("entity_precision", GEN, _entity_counts(False), _prf_agg(0), "entity-level micro precision on spans (args.type: that type's entities only)", ("type",), aggregation=CORPUS, card_type="Precision"),
         Metric("entity_recall", GEN, _entity_counts(False), _prf_agg(1), "entity-level micro recall on spans (args.type: that type's entities only)", ("type",), aggregation=CORPUS, card_type="Recall"),
         Metric("entity_f1_typed", GEN, _entity_counts(True), _prf_agg(2), "entity-level micro F1, span and type must match", ("type",), aggregation=CORPUS, card_type="F1 (typed)"),
+        Metric("words", GEN, _words, _mean, "the answer's length in words (open-ended tasks: read beside a judge's verdicts, which favour long answers)",
+               scale=RAW, card_type="Answer length (words)"),
         Metric("pass_at_k", GEN, _pass_at_k, _mean, "unbiased pass@k over n samples per problem", ("k",)),
         Metric("perplexity", ROLL + LL, _perplexity_item, _perplexity, "rolling: token perplexity; loglikelihood: exp(-mean item log-likelihood), as lm-evaluation-harness reports LAMBADA",
                scale=RAW, higher_is_better=False, aggregation=PERPLEXITY, card_type="Perplexity"),

@@ -77,9 +77,14 @@ def _build_items(spec: TaskSpec, rows: list, results: dict, sandbox: str = "auto
     code_jobs: list[tuple[int, tuple[str, dict]]] = []
     missing = 0
     for prompt_id, doc_id, data, keys in rows:
-        if any(k not in results for k in keys):
+        turns = data.get("turns")
+        if any(k not in results for k in keys) or (turns and len(keys) < len(turns)):
             missing += 1
             continue
+        conversation = None
+        if turns:  # a conversation: its last answer is scored, the whole exchange is shown
+            conversation = [{"user": t, "assistant": getattr(results[k], "text", None)} for t, k in zip(turns, keys)]
+            keys = keys[-1:]
         res = [results[k] for k in keys]
         target = data["target"]
         sample: dict[str, Any] = {"task": spec.task, "prompt_id": prompt_id, "doc_id": doc_id, "prompt": data["prompt"], "target": target}
@@ -88,6 +93,8 @@ def _build_items(spec: TaskSpec, rows: list, results: dict, sandbox: str = "auto
             sample["truncated_tokens"] = cut
         if data.get("images"):
             sample["images"] = data["images"]
+        if conversation is not None:
+            sample["conversation"] = conversation
         if spec.output_type == "multiple_choice":
             lps = tuple(r.logprob for r in res if isinstance(r, LoglikelihoodResult))
             item = M.Item("multiple_choice", target, tuple(data["choices"]), lps)

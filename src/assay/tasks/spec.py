@@ -144,7 +144,7 @@ def _without_unset_target_type(out: Any) -> Any:
     ``primary``: the hashes of tasks that do not set them are the ones they had before the
     fields existed."""
     if isinstance(out, dict):
-        for key in ("target_type", "primary", "judge"):
+        for key in ("target_type", "primary", "judge", "turns"):
             if key in out and out[key] is None:
                 del out[key]
     return out
@@ -398,6 +398,10 @@ class TaskSpec(_Strict):
     generation: GenerationSpec = Field(GenerationSpec(), description="decoding settings of `generate` tasks")
     card: CardSpec = Field(CardSpec(), description="how the task appears in model-card metadata")
     judge: JudgeSpec | None = Field(None, description="generation tasks: how `--judge MODEL` grades the answers (default: the judge's defaults)")
+    turns: str | None = Field(
+        None, description="generation tasks: an expression giving the conversation's later user messages (a list of strings); the prompt is the first "
+        "message, and each later one is sent after the model's own answer to the one before (a multi-turn chat); metrics and judges score the last answer"
+    )
 
     _norm_metrics = field_validator("metrics", mode="before")(lambda v: [_metric(m) for m in v] if isinstance(v, list) else v)
     _norm_extract = field_validator("extract", mode="before")(_extract)
@@ -453,6 +457,8 @@ class TaskSpec(_Strict):
                 raise ValueError("match needs 'choices' (the document's captions, caption i for image i)")
             if self.fewshot.k:
                 raise ValueError("match tasks take no few-shot examples")
+        if self.turns is not None and (self.output_type != "generate" or self.generation.n != 1 or self.images is not None):
+            raise ValueError(f"task {self.task}: turns: a conversation is a generation task with one sample per turn (generation.n: 1) and no images")
         if self.judge is not None and self.output_type != "generate":
             raise ValueError(f"task {self.task}: judge: grades generated answers; this task's output_type is {self.output_type}")
         if self.fewshot.sampler == "rices" and self.images is None:
