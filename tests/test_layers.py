@@ -55,9 +55,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("scoring", ("assay.scoring", "assay.judge.results")),  # score.py, metrics, statistics; judges' verdicts -> scores and ratings
     # task names -> specs -> documents -> instances (checks metrics); the task-file tools that read data and name metrics
     ("plan", ("assay.plan", "assay.tasks.reference", "assay.tasks.scaffold")),
-    ("build", ("assay.build", "assay.preview", "assay.judge.build")),  # instances x chat format -> requests; previews of them; judge requests
+    ("build", ("assay.build", "assay.judge.build")),  # instances x chat format -> requests; judge requests
     ("reports", ("assay.reports",)),
-    ("pipeline", ("assay.pipeline",)),  # the orchestrator
+    ("pipeline", ("assay.pipeline", "assay.preview")),  # the orchestrator; its previews (validate --show, run --dry-run)
     ("cli", ("assay.cli",)),
     ("api", ("assay", "assay.api")),  # the package's __init__ and assay.evaluate: the public API, imported lazily
 ]

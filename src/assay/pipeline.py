@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from assay.backends.base import Backend
-from assay.backends.registry import parse_model
+from assay.backends.registry import ModelSpec, parse_model
 from assay.build import Registration, build_model, check_capabilities
 from assay.config import RunConfig, default_run_dir, unique_labels
 from assay.errors import BackendError, StoreError
@@ -111,18 +111,24 @@ class _Cache:
             self.cache.close()
 
 
-def run(cfg: RunConfig, ui: Observer | None = None) -> Path:
-    """Plan, check, compute, score; returns the run folder (its results.json is written)."""
-    ui = ui or Observer()
+def prepare(cfg: RunConfig) -> tuple[list[ModelSpec], list[str], Any, list[TaskPlan], Path]:
+    """Everything a run decides before any model loads: the settings checked, models parsed
+    and labelled, the executor, the planned tasks, the run folder."""
     cfg.check()
     models = [parse_model(m) for m in cfg.models]
     labels = unique_labels([m.label for m in models])
     executor = make_executor(cfg.executor)
     executor.check(models)
     plans = plan_tasks(cfg)
+    return models, labels, executor, plans, Path(cfg.output) if cfg.output else default_run_dir(cfg, labels)
+
+
+def run(cfg: RunConfig, ui: Observer | None = None) -> Path:
+    """Plan, check, compute, score; returns the run folder (its results.json is written)."""
+    ui = ui or Observer()
+    models, labels, executor, plans, run_dir = prepare(cfg)
     if any(p.spec.extract.name == "code" for p in plans):
         check_code_sandbox(cfg.sandbox)  # refuse before any model loads
-    run_dir = Path(cfg.output) if cfg.output else default_run_dir(cfg, labels)
     created = not run_dir.exists()
     with run_lock(run_dir, exclusive=True, command="run"):
         for stale in remove_stale_tmp(run_dir):
@@ -191,15 +197,24 @@ def _conversations(label: str, backend: Backend, plans: list[TaskPlan], registra
     turn = 2
     while (more := next_turns(plans, registrations, tpl, cfg, lambda keys: store.results(fp, keys))):
         store_model(store, label, backend, registrations)
-        todo = pending(store, fp, more)
-        n_cached = cache.fill(store, fp, todo)
-        if n_cached:
-            todo = pending(store, fp, more)
-        ui.note(f"  turn {turn}: {len(more)} requests: {len(more) - len(todo) - n_cached} already stored, {n_cached} from the response cache, {len(todo)} to compute")
-        if todo:
-            with ui.progress(f"{label} turn {turn}", len(todo)) as advance:
-                executor.execute(backend, store, fp, todo, cfg.batch_size, advance, on_batch=cache.writer(fp))
+        _compute(f"turn {turn}", f"{label} turn {turn}", backend, more, cfg, store, executor, cache, ui)
         turn += 1
+
+
+def _compute(what: str, bar: str, backend: Backend, requests: dict[str, Request], cfg: RunConfig, store: RunStore, executor: Any, cache: _Cache,
+             ui: Observer) -> None:
+    """Requests of a later phase (a conversation's next turn, a judge's): what the run folder
+    or the response cache holds is not asked again, the rest is computed and stored."""
+    fp = backend.info.fingerprint
+    todo = pending(store, fp, requests)
+    n_cached = cache.fill(store, fp, todo)
+    if n_cached:
+        todo = pending(store, fp, requests)
+    ui.note(f"  {what}: {len(requests)} requests: {len(requests) - len(todo) - n_cached} already stored, {n_cached} from the response cache, {len(todo)} to compute")
+    if todo:
+        with ui.progress(bar, len(todo)) as advance:
+            stats = executor.execute(backend, store, fp, todo, cfg.batch_size, advance, on_batch=cache.writer(fp))
+        ui.note(f"  computed {stats.computed} in {stats.seconds:.1f}s")
 
 
 def _judge(cfg: RunConfig, plans: list[TaskPlan], labels: list[str], store: RunStore, executor: Any, cache: _Cache, ui: Observer) -> None:
@@ -218,17 +233,8 @@ def _judge(cfg: RunConfig, plans: list[TaskPlan], labels: list[str], store: RunS
         try:
             ui.note(f"judge [bold]{label}[/] ({backend.info.backend}, fingerprint {backend.info.fingerprint[:12]}):")
             requests, items = judge_requests(store, backend, specs, labels, ui.note)
-            fp = backend.info.fingerprint
-            store.put_judge(label, fp, asdict(backend.info), items)
-            todo = pending(store, fp, requests)
-            n_cached = cache.fill(store, fp, todo)
-            if n_cached:
-                todo = pending(store, fp, requests)
-            ui.note(f"  {len(requests)} judge requests: {len(requests) - len(todo) - n_cached} already stored, {n_cached} from the response cache, {len(todo)} to compute")
-            if todo:
-                with ui.progress(f"judge {label}", len(todo)) as advance:
-                    stats = executor.execute(backend, store, fp, todo, cfg.batch_size, advance, on_batch=cache.writer(fp))
-                ui.note(f"  judged {stats.computed} in {stats.seconds:.1f}s")
+            store.put_judge(label, backend.info.fingerprint, asdict(backend.info), items)
+            _compute("judging", f"judge {label}", backend, requests, cfg, store, executor, cache, ui)
         finally:
             backend.close()
 

@@ -106,21 +106,12 @@ def dry_run(cfg: RunConfig, out: Out = print, note: Callable[[str], None] = lamb
     how many of them the run folder or the response cache holds already. Each model is loaded
     (its chat format and fingerprint decide the requests); nothing is computed or written.
     Returns the figures printed (per model: per task)."""
-    from assay.backends.registry import parse_model
-    from assay.config import default_run_dir, unique_labels
-    from assay.plan import plan_tasks
-    from assay.schedule.executor import make_executor
+    from assay.pipeline import prepare
     from assay.schedule.scheduler import pending
     from assay.store.cache import ResponseCache, resolve_cache
     from assay.store.runs import STORE_NAME, RunStore
 
-    cfg.check()
-    models = [parse_model(m) for m in cfg.models]
-    labels = unique_labels([m.label for m in models])
-    executor = make_executor(cfg.executor)
-    executor.check(models)
-    plans = plan_tasks(cfg)
-    run_dir = cfg.output or default_run_dir(cfg, labels)
+    models, labels, executor, plans, run_dir = prepare(cfg)
     has_store = (run_dir / STORE_NAME).is_file()
     cache_path = resolve_cache(cfg.cache)
     out(f"run folder: {run_dir}" + (" (exists: stored responses are reused)" if has_store else " (new)"))

@@ -127,7 +127,7 @@ def test_a_kill_during_judging_then_a_rerun_judges_nothing_twice(tmp_path):
     assert 5 <= before < 72
     resumed = run_cli(*args, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"72 judge requests: {before} already stored, 0 from the response cache, {72 - before} to compute" in resumed.stderr
+    assert f"judging: 72 requests: {before} already stored, 0 from the response cache, {72 - before} to compute" in resumed.stderr
     with sqlite3.connect(store) as db:
         fp = db.execute("SELECT fingerprint FROM judges").fetchone()[0]
         counts = db.execute("SELECT COUNT(*) FROM compute_log WHERE model_fp = ? GROUP BY req_key", (fp,)).fetchall()

@@ -409,6 +409,7 @@ def _judges(runs: list[_Run], judge_ids: dict[tuple[int, str], str]) -> list[dic
                 "flagged": bool(bias.get("flagged")),
                 "prefers": "first" if (_finite(bias.get("first_position_share")) or 0.0) >= 0.5 else "second",
             })
+            out[-1]["warning"] = bias_warning(out[-1]) if out[-1]["flagged"] else ""
     return out
 
 

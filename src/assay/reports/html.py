@@ -515,8 +515,6 @@ def _judge_single(s: Mapping[str, Any], ix: _Index) -> JudgeSingleRow:
 
 def judge_views(doc: Mapping[str, Any]) -> list[JudgeView]:
     """The document's judges, formatted once for both the HTML and the Markdown report."""
-    from assay.reports.compare import bias_warning
-
     ix = _index(doc)
     out = []
     for j in doc.get("judges", []):
@@ -530,7 +528,7 @@ def judge_views(doc: Mapping[str, Any]) -> list[JudgeView]:
             single=[_judge_single(s, ix) for s in j.get("single") or []],
             scopes=[_judge_scope(r, ix) for r in j.get("pairwise") or []],
             n_unparseable=_fmt_scalar(j.get("n_unparseable", 0)), n_missing=_fmt_scalar(j.get("n_missing", 0)),
-            flagged=bool(j.get("flagged")), warning=bias_warning(j),
+            flagged=bool(j.get("flagged")), warning=j.get("warning", ""),
         ))
     return out
 
