@@ -70,3 +70,19 @@ def manifest(root: Path) -> dict[str, tuple[str, int]]:
         if sha is not None and sha + 1 < len(cells) and re.fullmatch(r"[\d,]+", cells[sha + 1]):
             out[cells[0]] = (cells[sha], int(cells[sha + 1].replace(",", "")))
     return out
+
+
+def kill_assay_when(args: list[str], ready, cwd: Path | None = None, timeout: float = 300, poll: float = 0.1) -> None:
+    """Start the real `assay` command and SIGKILL it as soon as ``ready()`` is true (for
+    example: so many responses stored); fails when the run ends first."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "assay.cli", *args], cwd=cwd, env={**os.environ, "ASSAY_DATA_DIR": str(DATA)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while time.time() < deadline and not ready() and proc.poll() is None:
+        time.sleep(poll)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

@@ -4,16 +4,12 @@ on slices of real data and of the built-in core suite."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import DATA, run_cli
+from conftest import kill_assay_when, run_cli
 
 pytestmark = [pytest.mark.llamacpp, pytest.mark.usefixtures("data_dir")]
 
@@ -97,16 +93,8 @@ def _count(store: Path) -> int:
 def test_sigkill_midway_then_resume_computes_each_request_once(tmp_path):
     args = ["run", "-m", "smollm2-135m-instruct", "-t", "xcopa_it,xcopa_id", "--limit", "30", "-b", "1", "--prompt", "lmeval"]
     killed = tmp_path / "killed"
-    env = {**os.environ, "ASSAY_DATA_DIR": str(DATA)}
-    proc = subprocess.Popen([sys.executable, "-m", "assay.cli", *args, "-o", str(killed)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = killed / "store.sqlite"
-    deadline = time.time() + 300
-    while time.time() < deadline and _count(store) < 25 and proc.poll() is None:
-        time.sleep(0.2)
-    assert proc.poll() is None, "the run ended before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_assay_when([*args, "-o", str(killed)], lambda: _count(store) >= 25, poll=0.2)
     n_before = _count(store)
     assert 25 <= n_before < 120
     assert not (killed / "results.json").exists()

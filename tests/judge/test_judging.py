@@ -7,15 +7,10 @@ always prefers the first answer shown, `garbage` never gives a verdict."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from conftest import DATA, run_cli
+from conftest import kill_assay_when, run_cli
 
 TASK = """\
 task: opinions
@@ -114,15 +109,8 @@ def _judged_rows(store: Path) -> int:
 def test_a_kill_during_judging_then_a_rerun_judges_nothing_twice(tmp_path):
     args = ["run", *[a for m in MODELS for a in ("-m", m)], "-t", str(_task(tmp_path)), "-o", str(tmp_path / "run"), "--no-cache", "-b", "1",
             "--judge", "mock:judge,judge=longer,latency=0.3"]
-    env = {**os.environ, "ASSAY_DATA_DIR": str(DATA)}
-    proc = subprocess.Popen([sys.executable, "-m", "assay.cli", *args], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = tmp_path / "run" / "store.sqlite"
-    deadline = time.time() + 120
-    while time.time() < deadline and _judged_rows(store) < 5 and proc.poll() is None:
-        time.sleep(0.1)
-    assert proc.poll() is None, "the run ended before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_assay_when(args, lambda: _judged_rows(store) >= 5, cwd=tmp_path, timeout=120)
     before = _judged_rows(store)
     assert 5 <= before < 72
     resumed = run_cli(*args, cwd=tmp_path)

@@ -5,15 +5,10 @@ twice, and the built-in chat_open conversations are judged whole."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 
 import pytest
-from conftest import DATA, run_cli
+from conftest import kill_assay_when, run_cli
 
 from assay.tasks.registry import BUILTIN
 
@@ -57,15 +52,8 @@ def _count(store) -> int:
 
 def test_a_kill_mid_conversation_resumes_without_asking_twice(tmp_path):
     args = ["run", "-m", "mock:b,latency=0.25", "-t", "chat_open", "--limit", "6", "-b", "1", "--no-cache", "-o", str(tmp_path / "run")]
-    proc = subprocess.Popen([sys.executable, "-m", "assay.cli", *args], cwd=tmp_path, env={**os.environ, "ASSAY_DATA_DIR": str(DATA)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = tmp_path / "run" / "store.sqlite"
-    deadline = time.time() + 120
-    while time.time() < deadline and _count(store) < 8 and proc.poll() is None:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_assay_when(args, lambda: _count(store) >= 8, cwd=tmp_path, timeout=120, poll=0.05)
     before = _count(store)
     assert 8 <= before < 12  # every first turn and some second ones
     resumed = run_cli(*args, cwd=tmp_path)
