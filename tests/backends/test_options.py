@@ -103,7 +103,7 @@ def test_every_backend_declares_its_options():
             "backoff": 0.5, "max_backoff": 30.0, "recheck": 10.0, "chat": False, "score_prefix": "", "tokenizer": None, "max_length": 2048,
             "probe": True, "extra_params": True,
         },
-        "mock": {"seed": 0, "max_length": 2048, "answer": None, "latency": 0.0},
+        "mock": {"seed": 0, "max_length": 2048, "answer": None, "latency": 0.0, "judge": None},
         "vllm": {
             "dtype": "auto", "tensor_parallel_size": None, "gpu_memory_utilization": None, "max_model_len": None, "max_length": 2048,
             "revision": None, "trust_remote_code": None, "seed": None, "quantization": None, "enforce_eager": None,
