@@ -286,3 +286,31 @@ def test_a_users_relative_data_path_is_read_beside_the_task_file_and_the_error_s
     from conftest import DATA
 
     assert f"looked in {folder / 'sub/missing.jsonl'} and {DATA.absolute() / 'sub/missing.jsonl'}" in line, line
+
+
+def test_sigint_interrupts_a_run_started_with_sigint_ignored(tmp_path):
+    """A run started in the background by a non-interactive shell inherits SIGINT ignored; an
+    explicit SIGINT still ends it as interrupted (exit 130), keeping what is stored."""
+    import signal
+    import time
+
+    from conftest import DATA
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "assay.cli", "run", "-m", "mock:m,latency=3", "-t", "copa", "--limit", "2", "-b", "1", "-o", str(out)],
+                            env={**os.environ, "ASSAY_DATA_DIR": str(DATA)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        deadline = time.time() + 60
+        while not (out / "store.sqlite").exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 130
+        assert "interrupted; every finished response is stored" in proc.stderr.read().decode()  # type: ignore[union-attr]
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stderr:
+            proc.stderr.close()

@@ -459,6 +459,11 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"run": _cmd_run, "score": _cmd_score, "report": _cmd_report, "export": _cmd_export, "cache": _cmd_cache, "schema": _cmd_schema, "ls": _cmd_ls, "validate": _cmd_validate,
                "new-task": _cmd_new_task}[args.command]
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    # a process started in the background by a non-interactive shell inherits SIGINT ignored;
+    # an explicit SIGINT (kill -INT) still means "interrupt, keep what is stored"
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return handler(args)
     except AssayError as exc:
@@ -475,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if previous_int == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

@@ -419,8 +419,8 @@ def load_hub(src: HubSource, split: str) -> Documents:
     try:
         ds = datasets.load_dataset(src.id, src.name, revision=src.revision, split=src.split or split)
     except Exception as exc:  # network, missing config, auth: all one line for the user
-        if hub.offline() and (hub.not_cached(exc) or "offline" in str(exc).lower()):
-            raise DataError(hub.offline_hint(src.id, "dataset")) from exc
+        if hub.offline():  # nothing can be fetched: say so, with what datasets said
+            raise DataError(f"{hub.offline_hint(src.id, 'dataset')} ({str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__})") from exc
         raise DataError(f"cannot load hub dataset '{src.id}' ({src.name or 'default'}): {exc}".splitlines()[0]) from exc
     return Documents([dict(r) for r in ds], src.revision or ds._fingerprint, f"hub:{src.id}")
 
